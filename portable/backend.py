@@ -1,0 +1,237 @@
+"""The backend registry and the rules that select a backend.
+
+A backend is one way of running kernels (``cpu_serial``, ``cpu_threads``,
+``cuda``, ``rocm``). Every difference between backends lives in one
+:class:`Backend` subclass under :mod:`portable.backends`; the rest of the
+library calls the free functions here and the methods of the backend object.
+
+Selection precedence, strongest first:
+
+1. an explicit choice in code: a :class:`~portable.Device` or
+   :class:`~portable.Queue` passed to a function, or ``with use_backend(name):``;
+2. the environment variable ``PORTABLE_BACKEND``;
+3. the default: ``cuda`` if available, else ``rocm``, else ``cpu_serial``.
+
+A backend named explicitly (by code or by the variable) that cannot run is an
+error that says why and lists the backends that can; there is never a silent
+fallback.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import difflib
+import os
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+from .errors import BackendError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .device import Device
+    from .event import Event
+    from .kernel import DeviceFunction, Kernel
+    from .queue import Queue
+    from .workdiv import WorkDiv
+
+ENV_VAR = "PORTABLE_BACKEND"
+DEFAULT_ORDER = ("cuda", "rocm", "cpu_serial")
+
+
+class Backend(ABC):
+    """One way of running kernels: its devices, queues, memory and compiler."""
+
+    name: str = ""
+    is_gpu: bool = False
+    _unavailable_reason: str | None = None
+    _probed: bool = False
+
+    # -- availability -------------------------------------------------------
+    @abstractmethod
+    def _probe(self) -> str | None:
+        """Return ``None`` if the backend can run here, else the reason why not."""
+
+    @property
+    def reason(self) -> str | None:
+        """Why the backend cannot run here, or ``None`` when it can."""
+        if not self._probed:
+            self._unavailable_reason = self._probe()
+            self._probed = True
+        return self._unavailable_reason
+
+    @property
+    def available(self) -> bool:
+        """Whether the backend can run on this machine."""
+        return self.reason is None
+
+    # -- devices, queues, events ---------------------------------------------
+    @abstractmethod
+    def devices(self) -> list[Device]:
+        """The devices of this backend, in index order."""
+
+    @abstractmethod
+    def make_stream(self, device: Device, blocking: bool) -> Any:
+        """A new native stream for a queue on ``device``."""
+
+    def wrap_stream(self, device: Device, stream: Any) -> Any:
+        """Adopt an existing native stream (GPU backends only)."""
+        raise BackendError(f"backend {self.name!r} has no streams to wrap; "
+                           f"create a queue with pt.Queue(device) instead")
+
+    @abstractmethod
+    def synchronize(self, queue: Queue) -> None:
+        """Block the host until everything enqueued on ``queue`` has finished."""
+
+    @abstractmethod
+    def record_event(self, event: Event, queue: Queue) -> None:
+        """Record ``event`` on ``queue``."""
+
+    @abstractmethod
+    def wait_event(self, queue: Queue, event: Event) -> None:
+        """Make ``queue`` wait, without blocking the host, for ``event``."""
+
+    # -- memory -----------------------------------------------------------------
+    @abstractmethod
+    def alloc(self, device: Device, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        """An uninitialised array on ``device``."""
+
+    @abstractmethod
+    def memcpy(self, queue: Queue, dst: Any, src: Any) -> None:
+        """Copy ``src`` into ``dst`` (same shape and dtype), ordered on ``queue``."""
+
+    @abstractmethod
+    def memset(self, queue: Queue, dst: Any, byte: int) -> None:
+        """Set every byte of ``dst`` to ``byte``, ordered on ``queue``."""
+
+    @abstractmethod
+    def device_of(self, array: Any) -> Device | None:
+        """The device of this backend that holds ``array``, or ``None``."""
+
+    @abstractmethod
+    def as_array(self, obj: Any) -> Any:
+        """A native array sharing memory with ``obj``, or ``None`` if ``obj``
+        does not live in this backend's memory."""
+
+    # -- kernels ------------------------------------------------------------------
+    @abstractmethod
+    def prepare_arg(self, kernel: Kernel, name: str, value: Any) -> Any:
+        """``value`` as this backend passes it to a kernel, or a
+        :class:`~portable.errors.LaunchError` naming the argument ``name``."""
+
+    @abstractmethod
+    def compile_device_function(self, function: DeviceFunction, key: Any) -> Any:
+        """The backend's compiled ``function`` for the launch ``key``."""
+
+    @abstractmethod
+    def launch(self, queue: Queue, workdiv: WorkDiv, kernel: Kernel,
+               args: Sequence[Any]) -> None:
+        """Compile (once, cached) and enqueue ``kernel`` on ``queue``."""
+
+    def __repr__(self) -> str:
+        state = "available" if self.available else f"unavailable: {self.reason}"
+        return f"<backend {self.name} ({state})>"
+
+
+_REGISTRY: dict[str, Backend] = {}
+_scoped: contextvars.ContextVar[Backend | None] = contextvars.ContextVar(
+    "portable_scoped_backend", default=None)
+
+
+def register(backend: Backend) -> Backend:
+    """Add ``backend`` to the registry under ``backend.name`` and return it."""
+    _REGISTRY[backend.name] = backend
+    return backend
+
+
+def all_backends() -> list[Backend]:
+    """Every registered backend, available or not.
+
+    Example::
+
+        >>> import portable as pt
+        >>> sorted(b.name for b in pt.all_backends())
+        ['cpu_serial', 'cpu_threads', 'cuda', 'rocm']
+    """
+    return list(_REGISTRY.values())
+
+
+def available_backends() -> list[Backend]:
+    """The registered backends that can run on this machine."""
+    return [b for b in _REGISTRY.values() if b.available]
+
+
+def get_backend(name: str | Backend) -> Backend:
+    """The backend called ``name``; an error if it is unknown or cannot run.
+
+    Example::
+
+        >>> import portable as pt
+        >>> pt.get_backend("cpu_serial").name
+        'cpu_serial'
+    """
+    if isinstance(name, Backend):
+        backend = name
+    else:
+        backend = _REGISTRY.get(name)  # type: ignore[arg-type]
+        if backend is None:
+            close = difflib.get_close_matches(str(name), _REGISTRY, n=2)
+            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+            raise BackendError(
+                f"unknown backend {name!r}.{hint} Known backends: "
+                f"{', '.join(_REGISTRY)}.")
+    if not backend.available:
+        runnable = ", ".join(b.name for b in available_backends()) or "none"
+        raise BackendError(
+            f"backend {backend.name!r} was asked for but cannot run here: "
+            f"{backend.reason}. Backends that can run: {runnable}.")
+    return backend
+
+
+def selected_backend() -> Backend:
+    """The backend in force: scoped choice, else ``$PORTABLE_BACKEND``, else default.
+
+    Example::
+
+        >>> import portable as pt
+        >>> with pt.use_backend("cpu_threads"):
+        ...     pt.selected_backend().name
+        'cpu_threads'
+    """
+    scoped = _scoped.get()
+    if scoped is not None:
+        return scoped
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env:
+        try:
+            return get_backend(env)
+        except BackendError as err:
+            raise BackendError(f"{ENV_VAR}={env!r}: {err}") from None
+    for name in DEFAULT_ORDER:
+        backend = _REGISTRY.get(name)
+        if backend is not None and backend.available:
+            return backend
+    raise BackendError("no backend can run here")  # cpu_serial always can
+
+
+@contextlib.contextmanager
+def use_backend(name: str | Backend) -> Iterator[Backend]:
+    """Select a backend for the code inside the ``with`` block.
+
+    The scoped choice beats ``$PORTABLE_BACKEND``; an unavailable backend is
+    an error raised on entry.
+
+    Example::
+
+        >>> import portable as pt
+        >>> with pt.use_backend("cpu_serial") as backend:
+        ...     backend.name
+        'cpu_serial'
+    """
+    backend = get_backend(name)
+    token = _scoped.set(backend)
+    try:
+        yield backend
+    finally:
+        _scoped.reset(token)

@@ -1,0 +1,1 @@
+"""The backends: every difference between CPU, CUDA and ROCm lives here."""

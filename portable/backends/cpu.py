@@ -1,0 +1,270 @@
+"""The CPU backends: ``cpu_serial`` and ``cpu_threads``.
+
+Both run one thread per block. ``cpu_serial`` runs the blocks one after
+another; ``cpu_threads`` spreads them over the cores with a Numba ``prange``
+loop (``NUMBA_NUM_THREADS`` sets how many). A kernel becomes a Numba
+``njit`` function of one block, ``body(acc, *args)``, where ``acc`` is the
+tuple ``(block_idx..., grid_blocks..., thread_elements...)``, and a driver
+that loops over the blocks.
+
+A non-blocking CPU queue runs its work, in order, on a worker thread; the
+compiled code releases the GIL, so the host goes on meanwhile.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+from ..backend import Backend, register
+from ..device import Device, DeviceLimits
+from ..errors import LaunchError
+from ..kernel import DeviceFunction, Kernel, global_resolver
+from ..transform import Dialect, build_function
+from . import cpu_atomics
+
+if TYPE_CHECKING:
+    from ..event import Event
+    from ..queue import Queue
+    from ..workdiv import WorkDiv
+
+_CPU_CALLS = {
+    "sync_block": "__pt_noop__",
+    "shared_array": "__pt_np__.empty",
+    **{f"atomic_{op}": f"__pt_atomics__.atomic_{op}"
+       for op in ("add", "sub", "min", "max", "exch", "cas")},
+}
+#: one parallel region at a time: Numba's default thread pool is not reentrant
+_PARALLEL_LOCK = threading.Lock()
+
+
+def _noop() -> None:
+    """The CPU's block barrier: one thread per block has nothing to wait for."""
+
+
+def cpu_dialect(ndim: int) -> Dialect:
+    """How the CPU backends spell ``acc``'s members for an ``ndim``-D launch."""
+    def index(kind: str, d: int, acc: str) -> str:
+        return {"block_idx": f"{acc}[{d}]", "grid_blocks": f"{acc}[{ndim + d}]",
+                "thread_elements": f"{acc}[{2 * ndim + d}]",
+                "thread_idx": "0", "block_threads": "1"}[kind]
+    import numba
+    return Dialect(ndim, index, _CPU_CALLS,
+                   {"__pt_np__": np, "__pt_atomics__": cpu_atomics,
+                    "__pt_noop__": numba.njit(_noop)})
+
+
+class CpuStream:
+    """A CPU queue's engine: runs work now (blocking) or on a worker thread."""
+
+    def __init__(self, blocking: bool) -> None:
+        self._pool = (None if blocking else
+                      concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="portable-queue"))
+        self._last: concurrent.futures.Future[None] | None = None
+
+    def submit(self, work: Callable[[], None]) -> None:
+        if self._pool is None:
+            work()
+        else:
+            self._last = self._pool.submit(work)
+
+    def synchronize(self) -> None:
+        last, self._last = self._last, None
+        if last is not None:
+            last.result()  # re-raises an error of the work on the host
+
+
+class CpuEvent:
+    """A CPU event: set, with a timestamp, when its queue reaches it."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self.time = 0.0
+
+    def fire(self) -> None:
+        self.time = time.perf_counter()
+        self._done.set()
+
+    def synchronize(self) -> None:
+        self._done.wait()
+
+    def query(self) -> bool:
+        return self._done.is_set()
+
+    def elapsed_ms(self, end: CpuEvent) -> float:
+        return (end.time - self.time) * 1e3
+
+
+class CpuBackend(Backend):
+    """What the two CPU backends share; they differ only in how blocks are run."""
+
+    parallel = False
+
+    def __init__(self) -> None:
+        self._device: Device | None = None
+        self._drivers: dict[tuple[int, int], Any] = {}
+
+    def _probe(self) -> str | None:
+        try:
+            import numba  # noqa: F401
+        except ImportError as err:
+            return f"numba cannot be imported ({err})"
+        return None
+
+    def _cores(self) -> int:
+        return 1
+
+    def devices(self) -> list[Device]:
+        if self._device is None:
+            big = 2**31 - 1
+            limits = DeviceLimits(1, (1, 1, 1), (big, big, big), self._cores(), 1)
+            name = f"host CPU ({os.cpu_count()} cores, {self._cores()} used)"
+            self._device = Device(self, 0, name, limits)
+        return [self._device]
+
+    # -- queues and events --------------------------------------------------------
+    def make_stream(self, device: Device, blocking: bool) -> CpuStream:
+        return CpuStream(blocking)
+
+    def synchronize(self, queue: Queue) -> None:
+        queue.native.synchronize()
+
+    def record_event(self, event: Event, queue: Queue) -> None:
+        native = CpuEvent()
+        event.native = native
+        queue.native.submit(native.fire)
+
+    def wait_event(self, queue: Queue, event: Event) -> None:
+        native = event._require_recorded()
+        queue.native.submit(native.synchronize)
+
+    # -- memory -------------------------------------------------------------------
+    def alloc(self, device: Device, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        return np.empty(shape, dtype)
+
+    def _host(self, array: Any, role: str) -> np.ndarray:
+        view = self.as_array(array)
+        if view is None:
+            raise LaunchError(f"{role} is a {type(array).__name__} that does not live in "
+                              f"host memory; a {self.name} queue works on host arrays")
+        return view
+
+    def memcpy(self, queue: Queue, dst: Any, src: Any) -> None:
+        d, s = self._host(dst, "memcpy dst"), self._host(src, "memcpy src")
+        queue.native.submit(lambda: np.copyto(d, s))
+
+    def memset(self, queue: Queue, dst: Any, byte: int) -> None:
+        d = self._host(dst, "memset dst")
+        if not (d.flags.c_contiguous or d.flags.f_contiguous):
+            raise LaunchError("memset needs a contiguous buffer; this one is strided")
+        queue.native.submit(lambda: d.ravel(order="K").view(np.uint8).fill(byte))
+
+    def device_of(self, array: Any) -> Device | None:
+        return self.devices()[0] if self.as_array(array) is not None else None
+
+    def as_array(self, obj: Any) -> np.ndarray | None:
+        if isinstance(obj, np.ndarray):
+            return obj
+        if getattr(obj, "__cuda_ndarray__", False) or hasattr(obj, "__cuda_array_interface__"):
+            return None
+        if hasattr(obj, "__dlpack_device__"):
+            if obj.__dlpack_device__()[0] != 1:  # kDLCPU
+                return None
+            if type(obj).__module__.startswith("torch"):
+                return obj.detach().numpy()
+            return np.from_dlpack(obj)
+        if hasattr(obj, "__array_interface__"):
+            return np.asarray(obj)
+        return None
+
+    # -- kernels ------------------------------------------------------------------
+    def prepare_arg(self, kernel: Kernel, name: str, value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            return value
+        if isinstance(value, (int, float, complex, bool, np.generic, tuple)):
+            return value
+        view = self.as_array(value)
+        if view is None:
+            raise LaunchError(
+                f"argument {name!r} of kernel {kernel.__name__} is a {type(value).__name__} "
+                f"that does not live in host memory, but the queue runs on {self.name}; "
+                f"copy it to a host buffer with pt.memcpy first")
+        return view
+
+    def compile_device_function(self, function: DeviceFunction, key: Any) -> Any:
+        import numba
+        py = build_function(function.parsed, cpu_dialect(key), global_resolver(self, key))
+        return numba.njit(py, error_model="numpy")
+
+    def _body(self, kernel: Kernel, ndim: int) -> Any:
+        found = kernel.compiled.get((self.name, ndim))
+        if found is None:
+            import numba
+            py = build_function(kernel.parsed, cpu_dialect(ndim), global_resolver(self, ndim))
+            found = numba.njit(py, error_model="numpy", nogil=True)
+            kernel.compiled[(self.name, ndim)] = found
+        return found
+
+    def _driver(self, ndim: int, nargs: int) -> Any:
+        found = self._drivers.get((ndim, nargs))
+        if found is None:
+            found = _make_driver(ndim, nargs, self.parallel)
+            self._drivers[(ndim, nargs)] = found
+        return found
+
+    def launch(self, queue: Queue, workdiv: WorkDiv, kernel: Kernel,
+               args: Sequence[Any]) -> None:
+        body = self._body(kernel, workdiv.ndim)
+        driver = self._driver(workdiv.ndim, len(args))
+        blocks, elements = workdiv.blocks, workdiv.elements
+
+        def run() -> None:
+            if self.parallel:
+                with _PARALLEL_LOCK:
+                    driver(body, blocks, elements, *args)
+            else:
+                driver(body, blocks, elements, *args)
+        queue.native.submit(run)
+
+
+def _make_driver(ndim: int, nargs: int, parallel: bool) -> Any:
+    """A jitted loop over all blocks that calls the kernel body once per block."""
+    import numba
+    names = ", ".join(f"a{i}" for i in range(nargs))
+    lines = [f"def driver(body, blocks, elements{', ' if nargs else ''}{names}):",
+             "    total = " + " * ".join(f"blocks[{d}]" for d in range(ndim)),
+             "    for linear in loop(total):"]
+    for d in range(ndim):  # unravel, the last dimension fastest
+        inner = " * ".join(f"blocks[{k}]" for k in range(d + 1, ndim)) or "1"
+        lines.append(f"        b{d} = (linear // ({inner})) % blocks[{d}]")
+    acc = ", ".join([f"b{d}" for d in range(ndim)] + [f"blocks[{d}]" for d in range(ndim)]
+                    + [f"elements[{d}]" for d in range(ndim)])
+    lines.append(f"        body(({acc},){', ' if nargs else ''}{names})")
+    namespace: dict[str, Any] = {"loop": numba.prange if parallel else range}
+    exec("\n".join(lines), namespace)
+    return numba.njit(namespace["driver"], parallel=parallel, nogil=True)
+
+
+class CpuSerial(CpuBackend):
+    """Blocks run one after another on the calling thread's core."""
+
+    name = "cpu_serial"
+
+
+class CpuThreads(CpuBackend):
+    """Blocks spread over the cores with Numba's parallel loops."""
+
+    name = "cpu_threads"
+    parallel = True
+
+    def _cores(self) -> int:
+        import numba
+        return numba.get_num_threads()
+
+
+register(CpuSerial())
+register(CpuThreads())

@@ -1,0 +1,280 @@
+"""The ``cuda`` backend, on numba-cuda.
+
+A kernel becomes a ``numba.cuda.jit`` kernel whose ``acc`` members are the
+CUDA built-ins (``blockIdx``, ``threadIdx``, ...; the last work-division
+dimension is ``x``) and whose elements per thread are compile-time
+constants, so the default one-element-per-thread loop is exactly a
+hand-written grid-stride loop. Compiled kernels are cached per work-division
+shape and argument types and launched directly, without the numba
+dispatcher's per-call type resolution.
+
+Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) the same code runs
+through the simulator's launcher, so CI checks CUDA logic without a GPU.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from ..backend import Backend, register
+from ..device import Device, DeviceLimits
+from ..errors import LaunchError, PortableError
+from ..kernel import DeviceFunction, Kernel, global_resolver
+from ..transform import Dialect, build_function
+
+if TYPE_CHECKING:
+    from ..event import Event
+    from ..queue import Queue
+    from ..workdiv import WorkDiv
+
+_AXES = "xyz"
+_BUILTINS = {"block_idx": "blockIdx", "thread_idx": "threadIdx",
+             "grid_blocks": "gridDim", "block_threads": "blockDim"}
+_CUDA_CALLS = {
+    "sync_block": "__pt_cuda__.syncthreads",
+    "shared_array": "__pt_cuda__.shared.array",
+    "atomic_add": "__pt_cuda__.atomic.add", "atomic_sub": "__pt_cuda__.atomic.sub",
+    "atomic_min": "__pt_cuda__.atomic.min", "atomic_max": "__pt_cuda__.atomic.max",
+    "atomic_exch": "__pt_cuda__.atomic.exch", "atomic_cas": "__pt_cuda__.atomic.cas",
+}
+
+
+def cuda_dialect(key: tuple[int, tuple[int, ...]]) -> Dialect:
+    """How CUDA spells ``acc``'s members; ``key`` is (ndim, elements per thread)."""
+    ndim, elements = key
+    from numba import cuda
+
+    def index(kind: str, d: int, acc: str) -> str:
+        if kind == "thread_elements":
+            return str(elements[d])
+        return f"__pt_cuda__.{_BUILTINS[kind]}.{_AXES[ndim - 1 - d]}"
+    return Dialect(ndim, index, _CUDA_CALLS, {"__pt_cuda__": cuda})
+
+
+class CudaEvent:
+    """A CUDA event with timing."""
+
+    def __init__(self, cuda: Any) -> None:
+        self._cuda = cuda
+        self.event = cuda.event(timing=True)
+
+    def synchronize(self) -> None:
+        self.event.synchronize()
+
+    def query(self) -> bool:
+        return self.event.query()
+
+    def elapsed_ms(self, end: CudaEvent) -> float:
+        return self._cuda.event_elapsed_time(self.event, end.event)
+
+
+class CudaBackend(Backend):
+    """NVIDIA GPUs through numba-cuda."""
+
+    name = "cuda"
+    is_gpu = True
+
+    def __init__(self) -> None:
+        self._devices: list[Device] | None = None
+        self._launchers: dict[tuple[Any, ...], Any] = {}
+
+    # -- availability -------------------------------------------------------------
+    def _probe(self) -> str | None:
+        if np.lib.NumpyVersion(np.__version__) >= "2.5.0":
+            return (f"numba-cuda 0.30 does not work with NumPy {np.__version__} "
+                    f"(it needs numpy<2.5)")
+        try:
+            from numba import cuda
+        except ImportError as err:
+            return f"numba-cuda is not installed ({err}); install the 'cuda' extra"
+        if not hasattr(cuda, "jit"):
+            return "numba-cuda is not installed; install the 'cuda' extra"
+        try:
+            if len(cuda.gpus) == 0:
+                return "no CUDA GPU is visible"
+        except Exception as err:  # the driver's own reason: no library, no device
+            return " ".join(str(err).split()) or type(err).__name__
+        return None
+
+    @property
+    def simulated(self) -> bool:
+        """Whether kernels run in Numba's CUDA simulator."""
+        import numba
+        return bool(numba.config.ENABLE_CUDASIM)
+
+    @property
+    def cuda(self) -> Any:
+        from numba import cuda
+        return cuda
+
+    def devices(self) -> list[Device]:
+        if self._devices is None:
+            cuda, found = self.cuda, []
+            for index, gpu in enumerate(cuda.gpus):
+                with gpu:
+                    dev = cuda.get_current_device()
+                    found.append(Device(self, index, _device_name(dev), _limits(dev)))
+            self._devices = found
+        return self._devices
+
+    # -- queues and events ----------------------------------------------------------
+    def make_stream(self, device: Device, blocking: bool) -> Any:
+        with self.cuda.gpus[device.index]:
+            return self.cuda.stream()
+
+    def wrap_stream(self, device: Device, stream: Any) -> Any:
+        cuda = self.cuda
+        if hasattr(stream, "cuda_stream"):  # torch.cuda.Stream and friends
+            stream = stream.cuda_stream
+        if isinstance(stream, int):
+            with cuda.gpus[device.index]:
+                return cuda.external_stream(stream)
+        if hasattr(stream, "synchronize") and hasattr(stream, "handle"):
+            return stream  # already a numba stream
+        raise PortableError(f"cannot wrap a {type(stream).__name__} as a CUDA stream: "
+                            f"pass a numba stream, a torch.cuda.Stream or a CUstream handle")
+
+    def synchronize(self, queue: Queue) -> None:
+        queue.native.synchronize()
+
+    def record_event(self, event: Event, queue: Queue) -> None:
+        native = CudaEvent(self.cuda)
+        native.event.record(queue.native)
+        event.native = native
+
+    def wait_event(self, queue: Queue, event: Event) -> None:
+        event._require_recorded().event.wait(queue.native)
+
+    # -- memory -------------------------------------------------------------------
+    def alloc(self, device: Device, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        with self.cuda.gpus[device.index]:
+            return self.cuda.device_array(shape, dtype)
+
+    def alloc_pinned(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """Page-locked host memory, for fast and asynchronous copies."""
+        return self.cuda.pinned_array(shape, dtype)
+
+    def _on_device(self, obj: Any) -> Any:
+        return self.as_array(obj)
+
+    def memcpy(self, queue: Queue, dst: Any, src: Any) -> None:
+        stream = queue.native
+        d_dev, s_dev = self._on_device(dst), self._on_device(src)
+        for role, arr, dev in (("dst", dst, d_dev), ("src", src, s_dev)):
+            if dev is None and not isinstance(arr, np.ndarray):
+                raise PortableError(f"memcpy {role} is a {type(arr).__name__}; pass a "
+                                    f"device buffer or a NumPy array")
+            contiguous = (dev if dev is not None else arr).flags
+            if not (contiguous["C_CONTIGUOUS"] or contiguous["F_CONTIGUOUS"]):
+                raise PortableError(f"memcpy {role} is not contiguous; copy whole buffers")
+        if d_dev is not None:
+            d_dev.copy_to_device(s_dev if s_dev is not None else src, stream=stream)
+        elif s_dev is not None:
+            s_dev.copy_to_host(dst, stream=stream)
+        else:  # host to host, after the queue's earlier work
+            stream.synchronize()
+            np.copyto(dst, src)
+
+    def memset(self, queue: Queue, dst: Any, byte: int) -> None:
+        dev = self._on_device(dst)
+        if dev is None:
+            if not isinstance(dst, np.ndarray):
+                raise PortableError(f"memset dst is a {type(dst).__name__}; pass a buffer")
+            queue.native.synchronize()
+            dst.ravel(order="K").view(np.uint8).fill(byte)
+            return
+        if not (dev.flags["C_CONTIGUOUS"] or dev.flags["F_CONTIGUOUS"]):
+            raise PortableError("memset needs a contiguous buffer; this one is strided")
+        if self.simulated:
+            dev._ary.ravel(order="K").view(np.uint8).fill(byte)
+            return
+        from numba.cuda.cudadrv import driver
+        driver.device_memset(dev, byte, dev.nbytes, stream=queue.native)
+
+    def device_of(self, array: Any) -> Device | None:
+        dev = self.as_array(array)
+        if dev is None:
+            return None
+        devices = self.devices()
+        if len(devices) == 1:
+            return devices[0]
+        context = getattr(getattr(dev, "gpu_data", None), "context", None)
+        return devices[context.device.id if context is not None else 0]
+
+    def as_array(self, obj: Any) -> Any:
+        if getattr(obj, "__cuda_ndarray__", False):
+            return obj
+        if hasattr(obj, "__cuda_array_interface__"):
+            return self.cuda.as_cuda_array(obj)
+        return None
+
+    # -- kernels ------------------------------------------------------------------
+    def prepare_arg(self, kernel: Kernel, name: str, value: Any) -> Any:
+        if getattr(value, "__cuda_ndarray__", False):
+            return value
+        if isinstance(value, (int, float, complex, bool, np.generic, tuple)):
+            return value
+        if hasattr(value, "__cuda_array_interface__"):
+            return self.cuda.as_cuda_array(value)
+        where = "a host NumPy array" if isinstance(value, np.ndarray) else \
+            f"a {type(value).__name__} that is not in GPU memory"
+        raise LaunchError(
+            f"argument {name!r} of kernel {kernel.__name__} is {where}, but the queue "
+            f"runs on cuda; copy it to a device buffer first (pt.alloc_buffer and "
+            f"pt.memcpy)")
+
+    def compile_device_function(self, function: DeviceFunction, key: Any) -> Any:
+        py = build_function(function.parsed, cuda_dialect(key), global_resolver(self, key))
+        return self.cuda.jit(py, device=True)
+
+    def _dispatcher(self, kernel: Kernel, key: tuple[int, tuple[int, ...]]) -> Any:
+        found = kernel.compiled.get((self.name, key))
+        if found is None:
+            py = build_function(kernel.parsed, cuda_dialect(key), global_resolver(self, key))
+            found = self.cuda.jit(py)
+            kernel.compiled[(self.name, key)] = found
+        return found
+
+    def launch(self, queue: Queue, workdiv: WorkDiv, kernel: Kernel,
+               args: Sequence[Any]) -> None:
+        key = (workdiv.ndim, workdiv.elements)
+        dispatcher = self._dispatcher(kernel, key)
+        grid, block = workdiv.blocks[::-1], workdiv.threads[::-1]
+        full = (workdiv.elements, *args)
+        if self.simulated:
+            dispatcher[grid, block, queue.native](*full)
+            return
+        from numba.cuda.typing.typeof import Purpose, typeof
+        types = tuple(typeof(a, Purpose.argument) for a in full)
+        compiled = self._launchers.get((dispatcher, types))
+        if compiled is None:
+            compiled = dispatcher.compile(types)
+            self._launchers[(dispatcher, types)] = compiled
+        if queue.device.index == 0 and len(self.devices()) == 1:
+            compiled.launch(full, grid, block, queue.native, 0)
+        else:
+            with self.cuda.gpus[queue.device.index]:
+                compiled.launch(full, grid, block, queue.native, 0)
+
+
+def _device_name(dev: Any) -> str:
+    name = getattr(dev, "name", b"CUDA device")
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def _limits(dev: Any) -> DeviceLimits:
+    def attr(name: str, default: int) -> int:
+        return int(getattr(dev, name, default))
+    return DeviceLimits(
+        max_threads_per_block=attr("MAX_THREADS_PER_BLOCK", 1024),
+        max_block_dims=(attr("MAX_BLOCK_DIM_Z", 64), attr("MAX_BLOCK_DIM_Y", 1024),
+                        attr("MAX_BLOCK_DIM_X", 1024)),
+        max_grid_dims=(attr("MAX_GRID_DIM_Z", 65535), attr("MAX_GRID_DIM_Y", 65535),
+                       attr("MAX_GRID_DIM_X", 2**31 - 1)),
+        multiprocessors=attr("MULTIPROCESSOR_COUNT", 1),
+        warp_size=attr("WARP_SIZE", 32),
+    )
+
+
+register(CudaBackend())

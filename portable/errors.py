@@ -1,0 +1,21 @@
+"""Exceptions raised by the portable layer.
+
+Every error says what was wrong and how to fix it; each is raised before any
+data is touched.
+"""
+
+
+class PortableError(Exception):
+    """Base class of every error raised by :mod:`portable`."""
+
+
+class BackendError(PortableError):
+    """A backend name is unknown, or the backend asked for cannot run here."""
+
+
+class KernelError(PortableError):
+    """A kernel's definition cannot be compiled for the portable model."""
+
+
+class LaunchError(PortableError):
+    """A launch's work division or arguments do not fit the queue's device."""

@@ -1,0 +1,142 @@
+"""Memory: device and host buffers, queue-ordered copies and zero-copy views.
+
+Buffers are the backend's own arrays, so they interoperate with everything
+that knows them: NumPy arrays on the CPU backends, numba device arrays on
+CUDA (which expose ``__cuda_array_interface__``).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .backend import available_backends, get_backend
+from .device import Device
+from .errors import PortableError
+from .queue import Queue
+
+
+def _shape(shape: int | Sequence[int]) -> tuple[int, ...]:
+    dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if any(not isinstance(d, (int, np.integer)) or d < 0 for d in dims):
+        raise PortableError(f"shape {shape!r} must be non-negative integers")
+    return tuple(int(d) for d in dims)
+
+
+def alloc_buffer(device: Device, shape: int | Sequence[int], dtype: Any = np.float64) -> Any:
+    """An uninitialised buffer of ``shape`` and ``dtype`` on ``device``.
+
+    Example::
+
+        >>> import numpy as np, portable as pt
+        >>> buf = pt.alloc_buffer(pt.get_device("cpu_serial"), (2, 3), np.float32)
+        >>> buf.shape, buf.dtype
+        ((2, 3), dtype('float32'))
+    """
+    return device.backend.alloc(device, _shape(shape), np.dtype(dtype))
+
+
+def alloc_host_buffer(shape: int | Sequence[int], dtype: Any = np.float64,
+                      pinned: bool = False) -> np.ndarray:
+    """An uninitialised NumPy array in host memory, page-locked if ``pinned``.
+
+    Pinned memory makes host<->GPU copies faster and truly asynchronous; it
+    needs the ``cuda`` backend.
+
+    Example::
+
+        >>> import numpy as np, portable as pt
+        >>> pt.alloc_host_buffer(3, np.int64).shape
+        (3,)
+    """
+    dims, dt = _shape(shape), np.dtype(dtype)
+    if not pinned:
+        return np.empty(dims, dt)
+    cuda_backend = get_backend("cuda")  # clear error if CUDA cannot run
+    return cuda_backend.alloc_pinned(dims, dt)
+
+
+def _check_same_layout(dst: Any, src: Any, what: str) -> None:
+    if tuple(dst.shape) != tuple(src.shape) or np.dtype(dst.dtype) != np.dtype(src.dtype):
+        raise PortableError(
+            f"{what}: dst is {tuple(dst.shape)} {np.dtype(dst.dtype)} but src is "
+            f"{tuple(src.shape)} {np.dtype(src.dtype)}; both must have the same "
+            f"shape and dtype")
+
+
+def memcpy(queue: Queue, dst: Any, src: Any) -> None:
+    """Copy ``src`` into ``dst``, ordered on ``queue`` (host<->device or within a device).
+
+    Example::
+
+        >>> import numpy as np, portable as pt
+        >>> q = pt.Queue(pt.get_device("cpu_serial"))
+        >>> dst = pt.alloc_buffer(q.device, 3, np.int32)
+        >>> pt.memcpy(q, dst, np.arange(3, dtype=np.int32)); dst.tolist()
+        [0, 1, 2]
+    """
+    _check_same_layout(dst, src, "memcpy")
+    queue.backend.memcpy(queue, dst, src)
+    queue._done()
+
+
+def memset(queue: Queue, dst: Any, byte: int) -> None:
+    """Set every byte of ``dst`` to ``byte`` (0..255), ordered on ``queue``.
+
+    Example::
+
+        >>> import numpy as np, portable as pt
+        >>> q = pt.Queue(pt.get_device("cpu_serial"))
+        >>> buf = pt.alloc_buffer(q.device, 2, np.uint16)
+        >>> pt.memset(q, buf, 1); buf.tolist()
+        [257, 257]
+    """
+    if not isinstance(byte, (int, np.integer)) or not 0 <= byte <= 255:
+        raise PortableError(f"memset value {byte!r} must be a byte, 0..255")
+    queue.backend.memset(queue, dst, int(byte))
+    queue._done()
+
+
+def device_of(array: Any) -> Device | None:
+    """The device whose memory holds ``array``, or ``None`` if no backend knows it.
+
+    Example::
+
+        >>> import numpy as np, portable as pt
+        >>> pt.device_of(np.zeros(3)).backend.is_gpu
+        False
+    """
+    for backend in available_backends():
+        found = backend.device_of(array)
+        if found is not None:
+            return found
+    return None
+
+
+def as_view(obj: Any, device: Device | None = None) -> Any:
+    """A native array sharing memory with ``obj``; nothing is copied.
+
+    ``obj`` may be a NumPy array, a numba device array, a torch tensor, or
+    anything exposing ``__cuda_array_interface__``, ``__array_interface__`` or
+    DLPack. With ``device`` given, ``obj`` must live there.
+
+    Example::
+
+        >>> import numpy as np, portable as pt
+        >>> a = np.arange(4.0)
+        >>> v = pt.as_view(a); v[0] = 7.0; a[0]
+        np.float64(7.0)
+    """
+    candidates = [device.backend] if device is not None else available_backends()
+    for backend in candidates:
+        view = backend.as_array(obj)
+        if view is not None:
+            if device is not None and backend.device_of(view) is not device:
+                break
+            return view
+    where = f" on {device}" if device is not None else ""
+    raise PortableError(
+        f"cannot view a {type(obj).__name__} as an array{where} without a copy: "
+        f"it lives elsewhere or exposes neither __cuda_array_interface__, "
+        f"__array_interface__ nor DLPack. Copy it with pt.memcpy into a buffer "
+        f"from pt.alloc_buffer.")

@@ -1,0 +1,87 @@
+"""Test your kernels on every backend with one line.
+
+``@every_backend`` runs a test once per backend that can run in this
+process, handing it a ``queue`` (a blocking :class:`~portable.Queue` on that
+backend's first device) or the ``backend`` name::
+
+    import numpy as np
+    from portable.testing import every_backend, test_sizes
+
+    @every_backend
+    def test_my_kernel(queue):
+        for n in test_sizes(queue):
+            ...  # allocate on queue.device, launch, compare with NumPy
+
+The fixtures come with the package (a pytest plugin registered on install).
+Which backends take part:
+
+* ``cpu_serial`` and ``cpu_threads`` always;
+* ``cuda`` when a GPU is present (those tests carry the ``gpu`` marker, so
+  ``pytest -m gpu`` runs exactly them), or when Numba's CUDA simulator is on
+  (``NUMBA_ENABLE_CUDASIM=1``, test id ``cuda-sim``; keep grids tiny);
+* ``PORTABLE_TEST_BACKENDS=cuda,cpu_serial`` restricts the list.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+import pytest
+
+from .backend import all_backends, get_backend
+from .device import get_device
+from .queue import Queue
+
+TEST_BACKENDS_VAR = "PORTABLE_TEST_BACKENDS"
+#: awkward sizes every library kernel is checked at
+AWKWARD_SIZES = (0, 1, 31, 1000, 2**20 + 3)
+#: the largest size the CUDA simulator is given (one OS thread per GPU thread)
+SIMULATOR_MAX_SIZE = 1000
+
+
+def is_simulated(backend: str) -> bool:
+    """Whether ``backend`` runs in Numba's CUDA simulator in this process."""
+    if backend != "cuda":
+        return False
+    import numba
+    return bool(numba.config.ENABLE_CUDASIM)
+
+
+def backends_under_test() -> list[Any]:
+    """``pytest.param`` entries, one per backend that runs in this process."""
+    wanted = [n.strip() for n in os.environ.get(TEST_BACKENDS_VAR, "").split(",") if n.strip()]
+    params = []
+    for backend in all_backends():
+        if wanted and backend.name not in wanted:
+            continue
+        if not backend.available:
+            continue
+        if is_simulated(backend.name):
+            params.append(pytest.param(backend.name, id="cuda-sim"))
+        elif backend.is_gpu:
+            params.append(pytest.param(backend.name, id=backend.name, marks=pytest.mark.gpu))
+        else:
+            params.append(pytest.param(backend.name, id=backend.name))
+    return params
+
+
+def every_backend(test: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``test`` once per backend under test; it may ask for ``queue`` or ``backend``."""
+    return pytest.mark.parametrize("backend", backends_under_test())(test)
+
+
+def test_sizes(queue_or_backend: Queue | str, sizes: Sequence[int] = AWKWARD_SIZES) -> list[int]:
+    """``sizes`` trimmed to what the backend can run quickly (the simulator takes small ones)."""
+    name = queue_or_backend if isinstance(queue_or_backend, str) else queue_or_backend.backend.name
+    if is_simulated(name):
+        return [n for n in sizes if n <= SIMULATOR_MAX_SIZE]
+    return list(sizes)
+
+
+test_sizes.__test__ = False  # type: ignore[attr-defined]  # not a test itself
+
+
+@pytest.fixture
+def queue(backend: str) -> Queue:
+    """A blocking queue on the first device of the parametrized ``backend``."""
+    return Queue(get_device(get_backend(backend)))

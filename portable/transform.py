@@ -1,0 +1,449 @@
+"""Turning one kernel source into each backend's code.
+
+A portable kernel is a plain Python function whose first parameter is the
+accelerator handle ``acc``. Inside it, ``acc.<member>`` is the only
+backend-specific thing, so a kernel is compiled for a backend by rewriting
+those members into the backend's own expressions (a :class:`Dialect`), then
+handing the rewritten function to the backend's compiler (``numba.njit`` or
+``numba.cuda.jit``). The rewrite keeps the user's line numbers, so compiler
+errors point at the user's source.
+
+The loop helpers (``acc.uniform_elements`` and friends) may only be the
+iterable of a ``for`` loop; they become nested ``range`` loops, which every
+Numba target compiles (generators do not compile for GPUs).
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import difflib
+import inspect
+import itertools
+import textwrap
+import types
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import KernelError
+
+#: index members read as attributes: ``acc.block_idx`` and so on
+INDEX_MEMBERS = ("block_idx", "thread_idx", "grid_blocks", "block_threads",
+                 "thread_elements", "global_thread_idx", "grid_threads")
+#: loop members, used as ``for i in acc.<member>(...)``
+LOOP_MEMBERS = ("uniform_elements", "uniform_groups", "uniform_group_elements",
+                "independent_groups", "independent_group_elements")
+#: members called like functions
+CALL_MEMBERS = ("once_per_grid", "once_per_block", "sync_block", "shared_array",
+                "atomic_add", "atomic_sub", "atomic_min", "atomic_max",
+                "atomic_exch", "atomic_cas")
+ALL_MEMBERS = INDEX_MEMBERS + LOOP_MEMBERS + CALL_MEMBERS + ("ndim",)
+
+
+@dataclass
+class Dialect:
+    """How one backend spells the accelerator's members.
+
+    ``index(kind, d)`` returns the source of an expression for the primitive
+    index ``kind`` (``block_idx``, ``thread_idx``, ``grid_blocks``,
+    ``block_threads``, ``thread_elements``) in dimension ``d`` of an
+    ``ndim``-dimensional launch, where ``acc`` names the accelerator
+    parameter. ``calls`` maps the call members that are not built from
+    indices to the dotted name of the backend function that implements them
+    (called without ``acc``); ``globals`` are the names those spellings need.
+    """
+
+    ndim: int
+    index: Callable[[str, int, str], str]
+    calls: dict[str, str]
+    globals: dict[str, Any] = field(default_factory=dict)
+
+
+class _Placeholder(ast.NodeTransformer):
+    """Replaces ``__PT_BODY__`` statements and ``__PT_X<n>__`` names in a template."""
+
+    def __init__(self, body: list[ast.stmt], exprs: dict[str, ast.expr]) -> None:
+        self.body, self.exprs = body, exprs
+
+    def visit_Expr(self, node: ast.Expr) -> Any:
+        if isinstance(node.value, ast.Name) and node.value.id == "__PT_BODY__":
+            return self.body
+        return self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name) -> Any:
+        return self.exprs.get(node.id, node)
+
+
+class _AccRewriter(ast.NodeTransformer):
+    """Rewrites every ``acc.<member>`` of one function for one dialect."""
+
+    def __init__(self, acc: str, dialect: Dialect, where: str) -> None:
+        self.acc, self.dialect, self.where = acc, dialect, where
+        self._ids = itertools.count()
+
+    # -- helpers -----------------------------------------------------------
+    def _err(self, node: ast.AST, message: str) -> KernelError:
+        line = getattr(node, "lineno", "?")
+        return KernelError(f"{self.where}, line {line}: {message}")
+
+    def _member(self, node: ast.AST) -> str | None:
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id == self.acc):
+            if node.attr not in ALL_MEMBERS:
+                close = difflib.get_close_matches(node.attr, ALL_MEMBERS, n=3)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise self._err(node, f"the accelerator has no member {node.attr!r}{hint}")
+            return node.attr
+        return None
+
+    def _ix(self, kind: str, d: int) -> str:
+        return f"({self.dialect.index(kind, d, self.acc)})"
+
+    def _expr(self, source: str, like: ast.AST) -> ast.expr:
+        expr = ast.parse(source, mode="eval").body
+        for sub in ast.walk(expr):
+            ast.copy_location(sub, like)
+        return expr
+
+    def _index_source(self, member: str, d: int) -> str:
+        if member == "global_thread_idx":
+            return (f"{self._ix('block_idx', d)} * {self._ix('block_threads', d)}"
+                    f" + {self._ix('thread_idx', d)}")
+        if member == "grid_threads":
+            return f"{self._ix('grid_blocks', d)} * {self._ix('block_threads', d)}"
+        return self._ix(member, d)
+
+    # -- attribute reads and calls --------------------------------------------
+    def visit_Attribute(self, node: ast.Attribute) -> Any:
+        member = self._member(node)
+        if member is None:
+            return self.generic_visit(node)
+        if member == "ndim":
+            return ast.copy_location(ast.Constant(self.dialect.ndim), node)
+        if member not in INDEX_MEMBERS:
+            raise self._err(node, f"acc.{member} must be called")
+        parts = [self._index_source(member, d) for d in range(self.dialect.ndim)]
+        source = parts[0] if len(parts) == 1 else "(" + ", ".join(parts) + ",)"
+        return self._expr(source, node)
+
+    def visit_Call(self, node: ast.Call) -> Any:
+        member = self._member(node.func)
+        if member is None:
+            return self.generic_visit(node)
+        if member in LOOP_MEMBERS:
+            raise self._err(node, f"acc.{member}(...) can only be the iterable of a "
+                                  f"for loop: for i in acc.{member}(...):")
+        if member in INDEX_MEMBERS or member == "ndim":
+            raise self._err(node, f"acc.{member} is a value, not a function; drop the ()")
+        if node.keywords:
+            raise self._err(node, f"acc.{member}() takes positional arguments only")
+        args = [self.visit(a) for a in node.args]
+        if member in ("once_per_grid", "once_per_block"):
+            if args:
+                raise self._err(node, f"acc.{member}() takes no arguments")
+            kinds = ("thread_idx",) if member == "once_per_block" else ("block_idx", "thread_idx")
+            tests = [f"{self._ix(k, d)} == 0" for k in kinds for d in range(self.dialect.ndim)]
+            return self._expr(" and ".join(tests), node)
+        target = self._expr(self.dialect.calls[member], node)
+        return ast.copy_location(ast.Call(func=target, args=args, keywords=[]), node)
+
+    # -- loops ----------------------------------------------------------------
+    def visit_For(self, node: ast.For) -> Any:
+        member = self._member(node.iter.func) if isinstance(node.iter, ast.Call) else None
+        if member is None or member not in LOOP_MEMBERS:
+            return self.generic_visit(node)
+        if node.orelse:
+            raise self._err(node, f"a for loop over acc.{member} cannot have an else clause")
+        for stmt in node.body:
+            for sub in _walk_same_loop(stmt):
+                if isinstance(sub, ast.Break):
+                    raise self._err(sub, f"break is not supported in a loop over "
+                                         f"acc.{member}: each thread runs only its share "
+                                         f"of the loop; use a flag or an early return")
+        if node.iter.keywords:
+            raise self._err(node, f"acc.{member}() takes positional arguments only")
+        body = [self.visit(s) for s in node.body]
+        body = [s for stmt in body for s in (stmt if isinstance(stmt, list) else [stmt])]
+        args = [self.visit(a) for a in node.iter.args]
+        stmts = getattr(self, f"_loop_{member}")(node, args, body)
+        for stmt in stmts:
+            for sub in ast.walk(stmt):
+                if not hasattr(sub, "lineno") or sub.lineno is None:
+                    ast.copy_location(sub, node)
+        return stmts
+
+    def _targets(self, node: ast.For, count: int, member: str) -> list[ast.expr]:
+        target = node.target
+        elts = target.elts if isinstance(target, ast.Tuple) else [target]
+        if len(elts) != count or not all(isinstance(e, ast.Name) for e in elts):
+            want = "a name" if count == 1 else f"a tuple of {count} names"
+            raise self._err(node, f"the target of a loop over acc.{member} must be {want}")
+        return elts
+
+    def _template(self, source: str, body: list[ast.stmt], exprs: dict[str, ast.expr],
+                  like: ast.AST) -> list[ast.stmt]:
+        tree = ast.parse(textwrap.dedent(source))
+        for sub in ast.walk(tree):
+            if isinstance(sub, (ast.stmt, ast.expr)):
+                ast.copy_location(sub, like)
+        return _Placeholder(body, exprs).visit(tree).body
+
+    def _chunk_loop(self, var: str, first: str, extent: str, stride: str, elements: str,
+                    inner: str, uid: int) -> tuple[str, str]:
+        """Open a grid- or block-stride loop that gives ``elements`` consecutive
+        indices per step; returns the opening lines and the indentation."""
+        if elements == "(1)":
+            return f"for {var} in range({first}, {extent}, {stride}):\n", inner
+        chunk = f"__pt_c{uid}"
+        return (f"for {chunk} in range({first}, {extent}, {stride}):\n"
+                f"{inner}for {var} in range({chunk}, min({chunk} + {elements}, {extent})):\n",
+                inner + "    ")
+
+    def _loop_uniform_elements(self, node: ast.For, args: list[ast.expr],
+                               body: list[ast.stmt]) -> list[ast.stmt]:
+        nd = self.dialect.ndim
+        if len(args) != nd:
+            raise self._err(node, f"acc.uniform_elements takes one extent per dimension of "
+                                  f"the work division: {nd} expected, {len(args)} given")
+        targets = self._targets(node, nd, "uniform_elements")
+        uid = next(self._ids)
+        lines, exprs = [], {}
+        for d in range(nd):
+            exprs[f"__PT_X{d}__"] = args[d]
+            lines.append(f"__pt_n{uid}_{d} = __PT_X{d}__\n")
+        # outer chunk loops over every dimension, then element loops inside
+        src, indent = "".join(lines), ""
+        inner_lines = []
+        for d in range(nd):
+            e = self._ix("thread_elements", d)
+            first = f"({self._ix('block_idx', d)} * {self._ix('block_threads', d)} + {self._ix('thread_idx', d)}) * {e}"
+            stride = f"{self._ix('grid_blocks', d)} * {self._ix('block_threads', d)} * {e}"
+            extent = f"__pt_n{uid}_{d}"
+            if e == "(1)":
+                src += f"{indent}for {targets[d].id} in range({first}, {extent}, {stride}):\n"
+            else:
+                chunk = f"__pt_c{uid}_{d}"
+                src += f"{indent}for {chunk} in range({first}, {extent}, {stride}):\n"
+                inner_lines.append((targets[d].id, chunk, e, extent))
+            indent += "    "
+        for name, chunk, e, extent in inner_lines:
+            src += f"{indent}for {name} in range({chunk}, min({chunk} + {e}, {extent})):\n"
+            indent += "    "
+        src += f"{indent}__PT_BODY__\n"
+        return self._template(src, body, exprs, node)
+
+    def _one_dim(self, node: ast.For, member: str) -> None:
+        if self.dialect.ndim != 1:
+            raise self._err(node, f"acc.{member} needs a 1-D work division, "
+                                  f"this launch is {self.dialect.ndim}-D")
+
+    def _nargs(self, node: ast.For, args: list[ast.expr], count: int, member: str,
+               names: str) -> None:
+        if len(args) != count:
+            raise self._err(node, f"acc.{member} takes {names}; {len(args)} argument(s) given")
+
+    def _loop_uniform_groups(self, node: ast.For, args: list[ast.expr],
+                             body: list[ast.stmt]) -> list[ast.stmt]:
+        self._one_dim(node, "uniform_groups")
+        self._nargs(node, args, 1, "uniform_groups", "one extent (the number of elements)")
+        (g,) = self._targets(node, 1, "uniform_groups")
+        uid = next(self._ids)
+        size = f"{self._ix('block_threads', 0)} * {self._ix('thread_elements', 0)}"
+        src = (f"__pt_s{uid} = {size}\n"
+               f"for {g.id} in range({self._ix('block_idx', 0)}, (__PT_X0__ + __pt_s{uid} - 1)"
+               f" // __pt_s{uid}, {self._ix('grid_blocks', 0)}):\n"
+               f"    __PT_BODY__\n")
+        return self._template(src, body, {"__PT_X0__": args[0]}, node)
+
+    def _loop_uniform_group_elements(self, node: ast.For, args: list[ast.expr],
+                                     body: list[ast.stmt]) -> list[ast.stmt]:
+        self._one_dim(node, "uniform_group_elements")
+        self._nargs(node, args, 2, "uniform_group_elements", "a group index and an extent")
+        target = node.target
+        count = len(target.elts) if isinstance(target, ast.Tuple) else 1
+        if count not in (1, 2):
+            raise self._err(node, "the target of a loop over acc.uniform_group_elements "
+                                  "must be a name or a pair (global_index, local_index)")
+        names = self._targets(node, count, "uniform_group_elements")
+        uid = next(self._ids)
+        e = self._ix("thread_elements", 0)
+        start = f"__pt_g{uid}"
+        src = (f"__pt_n{uid} = __PT_X1__\n"
+               f"{start} = (__PT_X0__) * {self._ix('block_threads', 0)} * {e}\n"
+               f"__pt_f{uid} = {start} + {self._ix('thread_idx', 0)} * {e}\n"
+               f"for {names[0].id} in range(__pt_f{uid}, min(__pt_f{uid} + {e}, __pt_n{uid})):\n")
+        if count == 2:
+            src += f"    {names[1].id} = {names[0].id} - {start}\n"
+        src += "    __PT_BODY__\n"
+        return self._template(src, body, {"__PT_X0__": args[0], "__PT_X1__": args[1]}, node)
+
+    def _loop_independent_groups(self, node: ast.For, args: list[ast.expr],
+                                 body: list[ast.stmt]) -> list[ast.stmt]:
+        self._one_dim(node, "independent_groups")
+        self._nargs(node, args, 1, "independent_groups", "one argument (the number of groups)")
+        (g,) = self._targets(node, 1, "independent_groups")
+        src = (f"for {g.id} in range({self._ix('block_idx', 0)}, __PT_X0__, "
+               f"{self._ix('grid_blocks', 0)}):\n    __PT_BODY__\n")
+        return self._template(src, body, {"__PT_X0__": args[0]}, node)
+
+    def _loop_independent_group_elements(self, node: ast.For, args: list[ast.expr],
+                                         body: list[ast.stmt]) -> list[ast.stmt]:
+        self._one_dim(node, "independent_group_elements")
+        self._nargs(node, args, 1, "independent_group_elements",
+                    "one extent (the elements of the group)")
+        (i,) = self._targets(node, 1, "independent_group_elements")
+        uid = next(self._ids)
+        e = self._ix("thread_elements", 0)
+        head, indent = self._chunk_loop(
+            i.id, f"{self._ix('thread_idx', 0)} * {e}", f"__pt_n{uid}",
+            f"{self._ix('block_threads', 0)} * {e}", e, "    ", uid)
+        src = f"__pt_n{uid} = __PT_X0__\n{head}{indent}__PT_BODY__\n"
+        return self._template(src, body, {"__PT_X0__": args[0]}, node)
+
+
+def _walk_same_loop(node: ast.AST):
+    """Nodes under ``node`` that belong to the same loop (not to nested loops
+    or nested functions)."""
+    yield node
+    if isinstance(node, (ast.For, ast.While, ast.FunctionDef, ast.Lambda)):
+        return
+    for child in ast.iter_child_nodes(node):
+        yield from _walk_same_loop(child)
+
+
+@dataclass
+class ParsedFunction:
+    """A kernel or device function's source, checked once at decoration time."""
+
+    func: types.FunctionType
+    tree: ast.Module
+    acc: str | None
+    params: list[str]
+    filename: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.func.__qualname__} ({self.filename})"
+
+
+def parse_function(func: Callable[..., Any], *, needs_acc: bool) -> ParsedFunction:
+    """Read and check the source of a kernel (``needs_acc``) or device function.
+
+    A kernel's first parameter must be the accelerator: named ``acc`` or
+    annotated with :class:`portable.Acc`. A device function takes ``acc``
+    first if it uses accelerator members, and nothing special otherwise.
+    """
+    if not isinstance(func, types.FunctionType):
+        raise KernelError(f"{func!r} is not a Python function; decorate a def")
+    try:
+        source = textwrap.dedent(inspect.getsource(func))
+        filename = inspect.getsourcefile(func) or "<unknown>"
+    except (OSError, TypeError) as err:
+        raise KernelError(f"the source of {func.__qualname__} is not available ({err}); "
+                          f"define kernels in a file, not in an interactive prompt") from None
+    tree = ast.parse(source)
+    fdef = tree.body[0]
+    if not isinstance(fdef, ast.FunctionDef):
+        raise KernelError(f"{func.__qualname__} must be defined with def")
+    fdef.decorator_list = []
+    ast.increment_lineno(tree, func.__code__.co_firstlineno - 1)
+    a = fdef.args
+    if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs or a.defaults:
+        raise KernelError(f"{func.__qualname__}: kernels and device functions take plain "
+                          f"positional parameters only (no *args, **kwargs, defaults or "
+                          f"keyword-only parameters)")
+    params = [p.arg for p in a.args]
+    first = a.args[0] if a.args else None
+    is_acc = first is not None and (first.arg == "acc" or _annotated_acc(first, func))
+    kind = "kernel" if needs_acc else "device function"
+    if needs_acc and not is_acc:
+        got = f"is {first.arg!r}" if first is not None else "is missing"
+        raise KernelError(
+            f"{kind} {func.__qualname__}: the first parameter must be the accelerator "
+            f"but {got}; write def {func.__name__}(acc, ...): (or annotate it as pt.Acc)")
+    return ParsedFunction(func, tree, first.arg if is_acc else None, params, filename)
+
+
+def _annotated_acc(arg: ast.arg, func: Callable[..., Any]) -> bool:
+    from .kernel import Acc
+    hint = func.__annotations__.get(arg.arg)
+    return hint is Acc or hint in ("Acc", "pt.Acc", "portable.Acc")
+
+
+def build_function(parsed: ParsedFunction, dialect: Dialect,
+                   resolve: Callable[[Any], Any]) -> types.FunctionType:
+    """The backend version of ``parsed``: its ``acc`` members rewritten for
+    ``dialect``, and every global that ``resolve`` maps (device functions)
+    replaced by the backend's compiled object."""
+    tree = copy.deepcopy(parsed.tree)
+    fdef = tree.body[0]
+    if parsed.acc is not None:
+        rewriter = _AccRewriter(parsed.acc, dialect, parsed.where)
+        fdef.body = [s for stmt in fdef.body
+                     for s in _as_list(rewriter.visit(stmt))]
+    func = parsed.func
+    namespace: dict[str, Any] = dict(func.__globals__)
+    if func.__closure__:
+        namespace.update(zip(func.__code__.co_freevars,
+                             (c.cell_contents for c in func.__closure__)))
+    namespace.update(dialect.globals)
+    injected = _GlobalResolver(namespace, set(parsed.params) | _assigned(fdef), resolve)
+    injected.visit(fdef)
+    namespace.update(injected.replacements)
+    ast.fix_missing_locations(tree)
+    code = compile(tree, parsed.filename, "exec")
+    exec(code, namespace)  # defines the rewritten function in ``namespace``
+    return namespace[fdef.name]
+
+
+def _as_list(node: Any) -> list[ast.stmt]:
+    return node if isinstance(node, list) else [node]
+
+
+def _assigned(fdef: ast.FunctionDef) -> set[str]:
+    return {n.id for n in ast.walk(fdef) if isinstance(n, ast.Name)
+            and isinstance(n.ctx, ast.Store)}
+
+
+class _GlobalResolver(ast.NodeTransformer):
+    """Replaces global names (and dotted paths through modules) whose value
+    ``resolve`` maps to something else, e.g. a device function to its
+    backend-compiled version."""
+
+    def __init__(self, namespace: dict[str, Any], local: set[str],
+                 resolve: Callable[[Any], Any]) -> None:
+        self.namespace, self.local, self.resolve = namespace, local, resolve
+        self.replacements: dict[str, Any] = {}
+
+    def _value(self, node: ast.expr) -> tuple[bool, Any]:
+        if isinstance(node, ast.Name):
+            if node.id in self.local or node.id not in self.namespace:
+                return False, None
+            return True, self.namespace[node.id]
+        if isinstance(node, ast.Attribute):
+            ok, base = self._value(node.value)
+            if ok and isinstance(base, types.ModuleType) and hasattr(base, node.attr):
+                return True, getattr(base, node.attr)
+        return False, None
+
+    def _replace(self, node: ast.expr) -> ast.expr | None:
+        ok, value = self._value(node)
+        if not ok:
+            return None
+        new = self.resolve(value)
+        if new is value:
+            return None
+        name = f"__pt_g{len(self.replacements)}_{getattr(value, '__name__', 'obj')}"
+        self.replacements[name] = new
+        return ast.copy_location(ast.Name(id=name, ctx=ast.Load()), node)
+
+    def visit_Name(self, node: ast.Name) -> Any:
+        if isinstance(node.ctx, ast.Load):
+            return self._replace(node) or node
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute) -> Any:
+        if isinstance(node.ctx, ast.Load):
+            new = self._replace(node)
+            if new is not None:
+                return new
+        return self.generic_visit(node)
