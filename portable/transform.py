@@ -88,11 +88,7 @@ class _AccRewriter(ast.NodeTransformer):
     def _member(self, node: ast.AST) -> str | None:
         if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
                 and node.value.id == self.acc):
-            if node.attr not in ALL_MEMBERS:
-                close = difflib.get_close_matches(node.attr, ALL_MEMBERS, n=3)
-                hint = f"; did you mean {', '.join(close)}?" if close else ""
-                raise self._err(node, f"the accelerator has no member {node.attr!r}{hint}")
-            return node.attr
+            return node.attr  # checked by _check_members at decoration
         return None
 
     def _ix(self, kind: str, d: int) -> str:
@@ -360,7 +356,21 @@ def parse_function(func: Callable[..., Any], *, needs_acc: bool) -> ParsedFuncti
         raise KernelError(
             f"{kind} {func.__qualname__}: the first parameter must be the accelerator "
             f"but {got}; write def {func.__name__}(acc, ...): (or annotate it as pt.Acc)")
-    return ParsedFunction(func, tree, first.arg if is_acc else None, params, filename)
+    parsed = ParsedFunction(func, tree, first.arg if is_acc else None, params, filename)
+    if parsed.acc is not None:
+        _check_members(parsed)
+    return parsed
+
+
+def _check_members(parsed: ParsedFunction) -> None:
+    """Reject unknown ``acc`` members when the function is decorated, not at launch."""
+    for node in ast.walk(parsed.tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id == parsed.acc and node.attr not in ALL_MEMBERS):
+            close = difflib.get_close_matches(node.attr, ALL_MEMBERS, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise KernelError(f"{parsed.where}, line {node.lineno}: the accelerator has "
+                              f"no member {node.attr!r}{hint}")
 
 
 def _annotated_acc(arg: ast.arg, func: Callable[..., Any]) -> bool:

@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
+
 from .device import Device
 from .errors import LaunchError
 
@@ -19,13 +21,15 @@ Dims = tuple[int, ...]
 GPU_BLOCK_THREADS = 256
 
 
-def _dims(value: int | Sequence[int], what: str) -> Dims:
-    dims = (value,) if isinstance(value, int) else tuple(value)
+def _dims(value: int | Sequence[int], what: str, least: int = 1) -> Dims:
+    dims = tuple(value) if isinstance(value, (tuple, list)) else (value,)
     if not 1 <= len(dims) <= 3:
         raise LaunchError(f"WorkDiv {what}={value!r}: 1 to 3 dimensions are supported")
-    if any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in dims):
-        raise LaunchError(f"WorkDiv {what}={value!r}: every extent must be an integer >= 1")
-    return dims
+    if any(not isinstance(d, (int, np.integer)) or isinstance(d, bool) or d < least
+           for d in dims):
+        raise LaunchError(f"WorkDiv {what}={value!r}: every extent must be an integer "
+                          f">= {least}")
+    return tuple(int(d) for d in dims)
 
 
 @dataclass(frozen=True, init=False)
@@ -122,7 +126,7 @@ def make_workdiv(device: Device, extent: int | Sequence[int],
         >>> print(pt.make_workdiv(pt.get_device("cpu_serial"), 1000))
         WorkDiv(blocks=1, threads=1, elements=1000)
     """
-    ext = _dims(extent, "extent") if not (isinstance(extent, int) and extent == 0) else (0,)
+    ext = _dims(extent, "extent", least=0)
     if device.backend.is_gpu:
         per_block = threads or GPU_BLOCK_THREADS
         if len(ext) == 1:

@@ -53,20 +53,21 @@ def cuda_dialect(key: tuple[int, tuple[int, ...]]) -> Dialect:
 
 
 class CudaEvent:
-    """A CUDA event with timing."""
+    """A CUDA event with timing (the simulator's events run synchronously and
+    carry no time: they query as done and time as 0 ms)."""
 
-    def __init__(self, cuda: Any) -> None:
-        self._cuda = cuda
-        self.event = cuda.event(timing=True)
+    def __init__(self, cuda: Any, simulated: bool) -> None:
+        self.simulated = simulated
+        self.event = cuda.event() if simulated else cuda.event(timing=True)
 
     def synchronize(self) -> None:
         self.event.synchronize()
 
     def query(self) -> bool:
-        return self.event.query()
+        return True if self.simulated else self.event.query()
 
     def elapsed_ms(self, end: CudaEvent) -> float:
-        return self._cuda.event_elapsed_time(self.event, end.event)
+        return 0.0 if self.simulated else self.event.elapsed_time(end.event)
 
 
 class CudaBackend(Backend):
@@ -94,7 +95,7 @@ class CudaBackend(Backend):
             if len(cuda.gpus) == 0:
                 return "no CUDA GPU is visible"
         except Exception as err:  # the driver's own reason: no library, no device
-            return " ".join(str(err).split()) or type(err).__name__
+            return " ".join(str(err).split()).rstrip(" :.") or type(err).__name__
         return None
 
     @property
@@ -139,7 +140,7 @@ class CudaBackend(Backend):
         queue.native.synchronize()
 
     def record_event(self, event: Event, queue: Queue) -> None:
-        native = CudaEvent(self.cuda)
+        native = CudaEvent(self.cuda, self.simulated)
         native.event.record(queue.native)
         event.native = native
 

@@ -1,0 +1,51 @@
+"""``python -m portable``: versions, backends (available or why not), the
+selected backend and its devices."""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import sys
+
+import portable as pt
+from portable.backend import ENV_VAR
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def report() -> str:
+    """The text that ``python -m portable`` prints."""
+    lines = [f"portable {pt.__version__} on Python {platform.python_version()} "
+             f"({platform.machine()})", "", "versions:"]
+    for dist in ("numpy", "numba", "llvmlite", "numba-cuda", "numba-hip", "torch", "cupy"):
+        lines.append(f"  {dist:<11} {_version(dist)}")
+    lines += ["", "backends:"]
+    for backend in pt.all_backends():
+        state = "available" if backend.available else f"unavailable: {backend.reason}"
+        lines.append(f"  {backend.name:<12} {state}")
+    lines.append("")
+    try:
+        chosen = pt.selected_backend()
+    except pt.BackendError as err:
+        lines.append(f"selected: none ({err})")
+        return "\n".join(lines)
+    how = f"from {ENV_VAR}" if os.environ.get(ENV_VAR) else "default"
+    lines.append(f"selected: {chosen.name} ({how})")
+    for device in chosen.devices():
+        lim = device.limits
+        lines.append(f"  {device}: {device.name}; max {lim.max_threads_per_block} threads/block, "
+                     f"{lim.multiprocessors} multiprocessors/cores")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    try:
+        print(report())
+    except pt.BackendError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
