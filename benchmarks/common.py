@@ -176,10 +176,10 @@ class GpuInfo:
             name = getattr(dev, "name", None)
             if isinstance(name, bytes):
                 name = name.decode(errors="replace")
-            self.name = str(name) if name else ("CUDA simulator" if self.simulated
-                                                else self.device.name)
             if self.simulated:
-                self.name = f"{self.name} (numba CUDA simulator)"
+                self.name = "numba CUDA simulator"
+            else:
+                self.name = str(name) if name else self.device.name
             self.sm_count = max(1, int(self.device.limits.multiprocessors))
             self.max_threads_per_sm = int(_dev_attr(dev, "MAX_THREADS_PER_MULTIPROCESSOR", 2048))
             self.l2_bytes = int(_dev_attr(dev, "L2_CACHE_SIZE", 0))
@@ -190,8 +190,7 @@ class GpuInfo:
 
     @property
     def slug(self) -> str:
-        base = slug(self.name or "cuda")
-        return base + "-cudasim" if self.simulated and "cudasim" not in base else base
+        return "cudasim" if self.simulated else slug(self.name or "cuda")
 
 
 def _dev_attr(dev: Any, name: str, default: int) -> int:

@@ -35,6 +35,8 @@ class Queue:
         self.backend = self.device.backend
         self.native: Any = (self.backend.make_stream(self.device, blocking)
                             if _native is None else _native)
+        #: what the backend derives once from ``native`` (e.g. a launch handle)
+        self.backend_cache: dict[str, Any] = {}
 
     @classmethod
     def wrap(cls, device: Device, stream: Any, blocking: bool = False) -> Queue:

@@ -252,11 +252,15 @@ class CudaBackend(Backend):
         if compiled is None:
             compiled = dispatcher.compile(types)
             self._launchers[(dispatcher, types)] = compiled
+        stream = queue.backend_cache.get("launch_stream")
+        if stream is None:
+            from numba.cuda.cudadrv.driver import _to_core_stream
+            stream = queue.backend_cache["launch_stream"] = _to_core_stream(queue.native)
         if queue.device.index == 0 and len(self.devices()) == 1:
-            compiled.launch(full, grid, block, queue.native, 0)
+            compiled.launch(full, grid, block, stream, 0)
         else:
             with self.cuda.gpus[queue.device.index]:
-                compiled.launch(full, grid, block, queue.native, 0)
+                compiled.launch(full, grid, block, stream, 0)
 
 
 def _device_name(dev: Any) -> str:

@@ -1,0 +1,28 @@
+"""A kernel library written once with :mod:`portable` and run on every backend.
+
+Each operation takes a :class:`portable.Queue` and buffers on the queue's
+device (NumPy arrays on the CPU backends, numba device arrays on CUDA), checks
+its arguments (raising :class:`KernelArgumentError` before anything is
+enqueued), then enqueues its kernels on the queue. :mod:`kernels.reference`
+holds a plain NumPy version of each.
+
+Example::
+
+    >>> import numpy as np, portable as pt, kernels
+    >>> q = pt.Queue(pt.get_device("cpu_threads"))
+    >>> out = np.empty(1, np.float64)
+    >>> kernels.reduce_sum(q, np.arange(4.0), out)
+    >>> float(out[0])
+    6.0
+"""
+from ._checks import KernelArgumentError
+from .compact import compact_where, select_indices
+from .elementwise import axpy, elementwise_map
+from .histogram import histogram
+from .reduce import reduce_max, reduce_min, reduce_sum
+from .scan import exclusive_scan
+
+__all__ = [
+    "KernelArgumentError", "axpy", "compact_where", "elementwise_map", "exclusive_scan",
+    "histogram", "reduce_max", "reduce_min", "reduce_sum", "select_indices",
+]

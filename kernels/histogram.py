@@ -1,0 +1,125 @@
+"""Histograms with uniform bins, counted with atomics.
+
+Bin ``k`` of ``n`` holds the values ``v`` with ``edges[k] <= v < edges[k + 1]``,
+where ``edges = np.linspace(lo, hi, n + 1)`` in the type ``np.histogram``
+compares in (x's float type; float64 for integer x), so interior values land in
+exactly the bins NumPy puts them in. Unlike ``np.histogram``, the last bin is
+half-open too: values equal to ``hi``, like those outside ``[lo, hi)`` and NaNs,
+are ignored.
+
+With at most :data:`PRIVATE_BINS` bins, each block counts into its own copy of
+the histogram in block-shared memory, then adds it to ``counts`` once per bin;
+with more, every value goes straight to ``counts`` with one atomic addition.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+import portable as pt
+
+from . import _checks as check
+from ._grid import grid
+
+#: largest bin count that blocks first count privately, in block-shared memory
+PRIVATE_BINS = 1024
+
+
+@pt.device_function
+def _find_bin(v, edges, lo, scale, nbins):
+    # a guess from the bin width, then moved to the bin whose edges hold v;
+    # v lies in [edges[0], edges[nbins]), so both searches stop in range
+    guess = (v - lo) * scale
+    b = 0
+    if guess >= nbins:
+        b = nbins - 1
+    elif guess > 0:
+        b = int(guess)
+    while v < edges[b]:
+        b -= 1
+    while v >= edges[b + 1]:
+        b += 1
+    return b
+
+
+@functools.lru_cache(maxsize=None)
+def _histogram_kernel(count_dtype: np.dtype) -> pt.Kernel:
+    """The histogram kernel for counts of ``count_dtype``."""
+    count = count_dtype.type
+
+    @pt.kernel
+    def histogram_kernel(acc, x, edges, lo, scale, counts):
+        nbins = counts.size
+        one = count(1)
+        private = acc.shared_array(PRIVATE_BINS, count)
+        use_private = nbins <= PRIVATE_BINS
+        if use_private:
+            for j in acc.independent_group_elements(nbins):
+                private[j] = 0
+            acc.sync_block()
+        first = edges[0]
+        last = edges[nbins]
+        for i in acc.uniform_elements(x.size):
+            v = x[i]
+            if v >= first and v < last:
+                b = _find_bin(v, edges, lo, scale, nbins)
+                if use_private:
+                    acc.atomic_add(private, b, one)
+                else:
+                    acc.atomic_add(counts, b, one)
+        if use_private:
+            acc.sync_block()
+            for j in acc.independent_group_elements(nbins):
+                if private[j] != 0:
+                    acc.atomic_add(counts, j, private[j])
+    return histogram_kernel
+
+
+def bin_edges(lo: float, hi: float, nbins: int, x_dtype: Any) -> np.ndarray:
+    """The ``nbins + 1`` edges that :func:`histogram` and ``np.histogram`` compare
+    values of ``x_dtype`` with."""
+    edge_type = np.result_type(lo, hi, np.empty(0, x_dtype))
+    if np.issubdtype(edge_type, np.integer):
+        edge_type = np.result_type(edge_type, float)
+    return np.linspace(lo, hi, nbins + 1, endpoint=True, dtype=edge_type)
+
+
+def histogram(queue: pt.Queue, x: Any, lo: float, hi: float, counts: Any) -> None:
+    """Enqueue a histogram of ``x`` into ``len(counts)`` uniform bins over ``[lo, hi)``.
+
+    ``x`` is a 1-D buffer on ``queue.device`` (float32, float64, int32 or
+    int64); ``counts`` a 1-D int32 or int64 buffer there with at least one bin,
+    overwritten with the counts. ``lo < hi`` must be finite. Values in the
+    interior get NumPy's bins; values equal to ``hi`` (which ``np.histogram``
+    puts in the last bin), outside ``[lo, hi)`` or NaN are ignored, so the result
+    is ``np.histogram(x[x < hi], len(counts), (lo, hi))[0]``. Counts wrap if a
+    bin gets more values than ``counts``' dtype holds.
+
+    Example::
+
+        >>> import numpy as np, portable as pt, kernels
+        >>> q = pt.Queue(pt.get_device("cpu_threads"))
+        >>> counts = np.empty(4, np.int64)
+        >>> x = np.array([0.0, 0.5, 1.0, 2.5, 3.99, 4.0, -1.0])
+        >>> kernels.histogram(q, x, 0.0, 4.0, counts)
+        >>> counts.tolist()
+        [2, 1, 1, 1]
+    """
+    op = "histogram"
+    check.check_queue(op, queue)
+    x = check.buffer(queue, op, "x", x, check.NUMERIC)
+    counts = check.buffer(queue, op, "counts", counts, check.INDEX, output=True)
+    if counts.size == 0:
+        raise check.KernelArgumentError(f"{op}: counts is empty; it needs at least one bin")
+    lo, hi = check.finite_range(op, lo, hi)
+    nbins = counts.size
+    pt.memset(queue, counts, 0)
+    if x.size == 0:
+        return
+    edges_host = bin_edges(lo, hi, nbins, x.dtype)
+    edges = pt.alloc_buffer(queue.device, nbins + 1, edges_host.dtype)
+    pt.memcpy(queue, edges, edges_host)
+    pt.launch(queue, grid(queue, x.size), _histogram_kernel(np.dtype(counts.dtype)),
+              x, edges, lo, nbins / (hi - lo), counts)
