@@ -12,8 +12,10 @@ each as: portable with the default ``make_workdiv``; portable on a forced small 
 (``pt.WorkDiv(blocks=2*SMs, threads=256, elements=1)``); portable with 4 elements per
 thread; raw numba-cuda grid-stride loops (``cuda.grid``/``cuda.gridsize``) on that small
 grid and on an occupancy-sized grid (SMs * max resident threads / 256 blocks); raw
-numba-cuda one element per thread on the full grid; and, as references, torch eager and
-a CuPy ``RawKernel`` (CUDA C, one element per thread) when those are available.
+numba-cuda one element per thread on the full grid; as diagnostics, raw numba-cuda
+grid-stride loops on the full grid written with ``range()`` (portable's loop shape), with
+``while``, and with the first iteration peeled; and, as references, torch eager and a CuPy ``RawKernel`` (CUDA C, one
+element per thread) when those are available.
 
 Each variant's output is checked against NumPy (poisoned first, every element
 compared) before it is timed. Timing: CUDA events around one launch, with an untimed
@@ -113,8 +115,51 @@ if cuda is not None and hasattr(cuda, "jit"):
         if i < x.size:
             r[i] = math.sqrt(x[i] * x[i] + y[i] * y[i] + z[i] * z[i])
 
-    RAW_CUDA = {"saxpy": (saxpy_grid_stride, saxpy_one_per_thread),
-                "norm": (norm_grid_stride, norm_one_per_thread)}
+    @cuda.jit
+    def saxpy_while(a, x, y, out):
+        i = cuda.grid(1)
+        stride = cuda.gridsize(1)
+        n = x.size
+        while i < n:
+            out[i] = a * x[i] + y[i]
+            i += stride
+
+    @cuda.jit
+    def norm_while(x, y, z, r):
+        i = cuda.grid(1)
+        stride = cuda.gridsize(1)
+        n = x.size
+        while i < n:
+            r[i] = math.sqrt(x[i] * x[i] + y[i] * y[i] + z[i] * z[i])
+            i += stride
+
+    @cuda.jit
+    def saxpy_peeled(a, x, y, out):
+        i = cuda.grid(1)
+        stride = cuda.gridsize(1)
+        n = x.size
+        if i < n:  # first iteration peeled: a full grid never reaches the loop
+            out[i] = a * x[i] + y[i]
+            i += stride
+            while i < n:
+                out[i] = a * x[i] + y[i]
+                i += stride
+
+    @cuda.jit
+    def norm_peeled(x, y, z, r):
+        i = cuda.grid(1)
+        stride = cuda.gridsize(1)
+        n = x.size
+        if i < n:
+            r[i] = math.sqrt(x[i] * x[i] + y[i] * y[i] + z[i] * z[i])
+            i += stride
+            while i < n:
+                r[i] = math.sqrt(x[i] * x[i] + y[i] * y[i] + z[i] * z[i])
+                i += stride
+
+    # (grid-stride range loop, one element per thread, grid-stride while loop, peeled)
+    RAW_CUDA = {"saxpy": (saxpy_grid_stride, saxpy_one_per_thread, saxpy_while, saxpy_peeled),
+                "norm": (norm_grid_stride, norm_one_per_thread, norm_while, norm_peeled)}
 
 
 CUPY_SOURCE = r"""
@@ -207,7 +252,7 @@ def gpu_section(gpu: common.GpuInfo, n: int, sets: int, repeat: int,
     q.synchronize()
     ms = common.time_gpu(lambda k: dsts[k % sets].copy_to_device(srcs[k % sets], stream=stream),
                          timer, repeat=repeat, warmup=warmup)
-    copies["numba copy_to_device"] = common.summarize(ms, "ms")
+    copies["numba copy_to_device"] = {"time": common.summarize(ms, "ms")}
     if not np.array_equal(dsts[0].copy_to_host(), srcs[0].copy_to_host()):
         raise RuntimeError("device-to-device copy check failed")
     if torch is not None:
@@ -217,7 +262,7 @@ def gpu_section(gpu: common.GpuInfo, n: int, sets: int, repeat: int,
             sync_all()
             ms = common.time_gpu(lambda k: td[k % sets].copy_(ts[k % sets]),
                                  common.TorchTimer(torch), repeat=repeat, warmup=warmup)
-            copies["torch copy_"] = common.summarize(ms, "ms")
+            copies["torch copy_"] = {"time": common.summarize(ms, "ms")}
         except Exception as err:  # noqa: BLE001
             skipped["torch copy"] = f"failed: {type(err).__name__}: {err}"
     if cupy is not None:
@@ -230,13 +275,13 @@ def gpu_section(gpu: common.GpuInfo, n: int, sets: int, repeat: int,
                 ms = common.time_gpu(lambda k: cupy.copyto(cd[k % sets], cs[k % sets]),
                                      common.CupyTimer(cupy, cstream), repeat=repeat,
                                      warmup=warmup)
-            copies["cupy copyto"] = common.summarize(ms, "ms")
+            copies["cupy copyto"] = {"time": common.summarize(ms, "ms")}
         except Exception as err:  # noqa: BLE001
             skipped["cupy copy"] = f"failed: {type(err).__name__}: {err}"
     sync_all()
     del srcs, dsts
     for name, s in copies.items():
-        s["TB/s"] = common.rate_summary(s, copy_bytes, "TB/s", 1e12)
+        s["TB/s"] = common.rate_summary(s["time"], copy_bytes, "TB/s", 1e12)
     ceiling_name = max(copies, key=lambda k: copies[k]["TB/s"]["median"] or 0.0)
     ceiling = copies[ceiling_name]["TB/s"]["median"]
 
@@ -257,7 +302,7 @@ def gpu_section(gpu: common.GpuInfo, n: int, sets: int, repeat: int,
         q.synchronize()
         del cols_host
         args = [kernel_args(case, cols[s], outs[s]) for s in range(sets)]
-        gs_kernel, one_kernel = RAW_CUDA[case]
+        gs_kernel, one_kernel, while_kernel, peeled_kernel = RAW_CUDA[case]
         kern = spec["portable"]
 
         def portable_run(wd: Any) -> Callable[[int], Any]:
@@ -285,6 +330,16 @@ def gpu_section(gpu: common.GpuInfo, n: int, sets: int, repeat: int,
             {"name": "numba 1 elem/thread full grid", "kind": "raw numba-cuda",
              "config": f"[{full_blocks}, {THREADS}] if i < n",
              "run": raw_run(one_kernel, full_blocks), "timer": timer},
+            # diagnostics: the loop shape portable generates, written by hand, on the full grid
+            {"name": "numba grid-stride range full grid", "kind": "raw numba-cuda",
+             "config": f"[{full_blocks}, {THREADS}] for i in range(start, n, stride)",
+             "run": raw_run(gs_kernel, full_blocks), "timer": timer},
+            {"name": "numba grid-stride while full grid", "kind": "raw numba-cuda",
+             "config": f"[{full_blocks}, {THREADS}] while i < n: ...; i += stride",
+             "run": raw_run(while_kernel, full_blocks), "timer": timer},
+            {"name": "numba grid-stride peeled full grid", "kind": "raw numba-cuda",
+             "config": f"[{full_blocks}, {THREADS}] if i < n: body; while i+stride < n: ...",
+             "run": raw_run(peeled_kernel, full_blocks), "timer": timer},
         ]
         if torch is not None:
             try:
@@ -383,11 +438,23 @@ def gpu_section(gpu: common.GpuInfo, n: int, sets: int, repeat: int,
 def analysis(case: str, results: dict[str, Any], small_blocks: int, occ_blocks: int,
              n: int) -> str:
     """A few sentences on which variant is fast and why, filled from the numbers."""
+    try:
+        return _analysis(case, results, small_blocks, occ_blocks, n)
+    except Exception as err:  # noqa: BLE001 - never lose the measurements over prose
+        return f"analysis failed: {type(err).__name__}: {err}"
+
+
+def _analysis(case: str, results: dict[str, Any], small_blocks: int, occ_blocks: int,
+              n: int) -> str:
     def pct(name: str) -> float | None:
-        return results.get(name, {}).get("pct_of_copy")
+        v = results.get(name, {}).get("pct_of_copy")
+        return float(v) if isinstance(v, (int, float)) and v > 0 else None
 
     def ratio(a: float | None, b: float | None) -> float | None:
         return a / b if a and b else None
+
+    def f2(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.2f}"
 
     pd, ps, p4 = pct("portable default"), pct("portable small grid"), pct("portable elements=4")
     small, occ = pct("numba grid-stride small grid"), pct("numba grid-stride occupancy grid")
@@ -401,43 +468,61 @@ def analysis(case: str, results: dict[str, Any], small_blocks: int, occ_blocks: 
                      f"ceiling, slowest '{ranked[-1][1]}' at {ranked[-1][0]:.0f}%.")
     if pd is not None and full is not None:
         r = ratio(pd, full)
-        parts.append(f"portable default ({pd:.0f}%) runs one element per thread on a full grid, "
+        verdict = (", i.e. no measurable cost for the portability layer." if r and r >= 0.95
+                   else "; the generated loop costs something here.")
+        parts.append(f"Portable default ({pd:.0f}%) runs one element per thread on a full grid, "
                      f"like the raw numba one-element-per-thread kernel ({full:.0f}%): ratio "
-                     f"{r:.2f}" + (", i.e. no measurable cost for the portability layer."
-                                   if r is not None and r >= 0.95 else
-                                   "; the generated loop costs something here."))
+                     f"{f2(r)}{verdict}")
     if small is not None and full is not None:
         r = ratio(full, small)
         threads = small_blocks * THREADS
         iters = -(-n // threads)
         if r is not None and r > 1.15:
             parts.append(
-                f"the grid-stride loop on a small grid ({small_blocks} blocks x {THREADS} = "
+                f"The grid-stride loop on a small grid ({small_blocks} blocks x {THREADS} = "
                 f"{threads} threads, ~{iters} iterations each) reaches only {small:.0f}%: "
-                f"{r:.2f}x slower than the full grid. Few resident warps per SM, each with one "
+                f"{f2(r)}x slower than the full grid. Few resident warps per SM, each with one "
                 f"iteration's loads outstanding at a time, keep too few bytes in flight to "
                 f"cover DRAM latency (Little's law), so bandwidth is latency-bound.")
         else:
-            parts.append(f"the grid-stride loop on a small grid ({small_blocks} blocks) reaches "
-                         f"{small:.0f}%, close to the full grid (ratio {r:.2f}).")
+            parts.append(f"The grid-stride loop on a small grid ({small_blocks} blocks) reaches "
+                         f"{small:.0f}%, close to the full grid (full/small {f2(r)}).")
     if occ is not None:
-        parts.append(f"grid-stride on an occupancy-sized grid ({occ_blocks} blocks, every SM "
+        better = small is not None and occ > small * 1.1
+        parts.append(f"Grid-stride on an occupancy-sized grid ({occ_blocks} blocks, every SM "
                      f"full) reaches {occ:.0f}%" + (
-                         f" (vs {small:.0f}% small grid): filling the SMs restores the loads "
-                         f"in flight." if small is not None and occ > small * 1.1 else "."))
+                         f" (vs {small:.0f}% on the small grid): filling the SMs restores the "
+                         f"loads in flight." if better else "."))
     if ps is not None and small is not None:
-        parts.append(f"portable forced onto the same small grid reaches {ps:.0f}% (raw: "
+        parts.append(f"Portable forced onto the same small grid reaches {ps:.0f}% (raw: "
                      f"{small:.0f}%): the loss follows the grid, not the library.")
     if p4 is not None and pd is not None:
-        parts.append(f"portable with 4 consecutive elements per thread reaches {p4:.0f}% vs "
+        parts.append(f"Portable with 4 consecutive elements per thread reaches {p4:.0f}% vs "
                      f"{pd:.0f}% with 1" + (
                          ": a warp's accesses are strided by 4 elements, so each load "
                          "instruction touches 4x the cache lines and relies on L1 reuse."
                          if p4 < pd * 0.95 else "."))
+    rng_full, while_full = (pct("numba grid-stride range full grid"),
+                            pct("numba grid-stride while full grid"))
+    peeled_full = pct("numba grid-stride peeled full grid")
+    if rng_full is not None and pd is not None:
+        same = abs(rng_full - pd) <= 0.05 * max(rng_full, pd)
+        parts.append(
+            f"A hand-written numba range() grid-stride loop on the same full grid (the loop "
+            f"shape portable generates) reaches {rng_full:.0f}%"
+            + (f", the same as portable default ({pd:.0f}%): the cost is the range() loop "
+               f"shape, not the portability layer" if same else
+               f" vs portable default {pd:.0f}%")
+            + (f"; the same loop as a while loop reaches {while_full:.0f}%" if while_full
+               is not None else "")
+            + (f", and with its first iteration peeled (if i < n: body; then the while loop) "
+               f"{peeled_full:.0f}%" if peeled_full is not None else "")
+            + ". A loop's set-up (LLVM's 64-bit trip-count division, run by every thread) is "
+              "paid once per element when each thread does one iteration.")
     if ref_c is not None:
-        parts.append(f"CUDA C via CuPy reaches {ref_c:.0f}%.")
+        parts.append(f"CUDA C via CuPy (one element per thread) reaches {ref_c:.0f}%.")
     if ref_t is not None:
-        parts.append(f"torch eager reaches {ref_t:.0f}%" +
+        parts.append(f"Torch eager reaches {ref_t:.0f}%" +
                      (" (several kernels and temporaries, counted at the nominal bytes)."
                       if case == "norm" else "."))
     return " ".join(parts)

@@ -299,6 +299,27 @@ def time_host(run: Callable[[], Any], *, repeat: int, warmup: int,
     return samples
 
 
+def time_host_interleaved(variants: dict[str, tuple[Callable[[], Any], Callable[[], Any]]], *,
+                          repeat: int, warmup: int, inner: int = 1) -> dict[str, list[float]]:
+    """Like :func:`time_host` for several variants ``{name: (run, sync)}``, sampled
+    round-robin (sample r of every variant, then sample r + 1, ...), so slow drifts of
+    the machine (clocks, other tenants) hit every variant alike and ratios stay fair."""
+    for run, sync in variants.values():
+        for _ in range(warmup):
+            run()
+        sync()
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    perf = time.perf_counter
+    for _ in range(repeat):
+        for name, (run, sync) in variants.items():
+            t0 = perf()
+            for _ in range(inner):
+                run()
+            sync()
+            samples[name].append((perf() - t0) / inner)
+    return samples
+
+
 class NumbaTimer:
     """CUDA events through numba-cuda, recorded on one numba stream."""
 

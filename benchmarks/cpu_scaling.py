@@ -21,6 +21,7 @@ Run: ``python benchmarks/cpu_scaling.py [--quick] [--out DIR] [--threads T]``
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -150,23 +151,41 @@ def measure(case: dict[str, Any], repeat: int, warmup: int) -> dict[str, Any]:
     runs.append(("njit prange", lambda: case["parallel"](*args)))
     results: dict[str, Any] = {}
     tol = 1e-9 if case["dtype"] == "float64" else 2e-6
+    verified = {}
     for name, run in runs:
         out.fill(np.nan)
         run()
-        ok = bool(np.allclose(out, ref, rtol=tol, atol=tol))
-        if not ok:
+        verified[name] = bool(np.allclose(out, ref, rtol=tol, atol=tol))
+        if not verified[name]:
             common.note(f"{name}: WRONG RESULT")
-        secs = common.time_host(run, repeat=repeat, warmup=warmup)
-        results[name] = {"verified": ok, "time": common.summarize([s * 1e3 for s in secs], "ms")}
-    serial = results["portable cpu_serial"]["time"]["median"]
-    threads = results["portable cpu_threads"]["time"]["median"]
-    nj_s = results["njit serial"]["time"]["median"]
-    nj_p = results["njit prange"]["time"]["median"]
+    # round-robin: serial and threaded samples alternate, so a load spike from
+    # another process hits both rather than one of them
+    samples = common.time_host_interleaved({name: (run, lambda: None) for name, run in runs},
+                                           repeat=repeat, warmup=warmup)
+    for name, _ in runs:
+        results[name] = {"verified": verified[name],
+                         "time": common.summarize([x * 1e3 for x in samples[name]], "ms")}
+
+    def speedup(slow: str, fast: str, stat: str) -> float | None:
+        a, b = results[slow]["time"][stat], results[fast]["time"][stat]
+        return a / b if a and b else None
     return {"variants": results,
-            "speedup_portable": serial / threads if threads else None,
-            "speedup_njit": nj_s / nj_p if nj_p else None,
-            "portable_serial_vs_njit_serial": serial / nj_s if nj_s else None,
-            "portable_threads_vs_njit_prange": threads / nj_p if nj_p else None}
+            "speedup_portable": speedup("portable cpu_serial", "portable cpu_threads", "median"),
+            "speedup_portable_best": speedup("portable cpu_serial", "portable cpu_threads",
+                                             "min"),
+            "speedup_njit": speedup("njit serial", "njit prange", "median"),
+            "speedup_njit_best": speedup("njit serial", "njit prange", "min"),
+            "portable_serial_vs_njit_serial": speedup("portable cpu_serial", "njit serial",
+                                                      "median"),
+            "portable_threads_vs_njit_prange": speedup("portable cpu_threads", "njit prange",
+                                                       "median")}
+
+
+def _loadavg() -> float | None:
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,6 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # noqa: BLE001 - only known after a parallel region ran
         record["threading_layer_used"] = None
 
+    load_before = _loadavg()
+    if load_before is not None and load_before >= 0.5:
+        common.note(f"the machine is busy (1-minute load average {load_before:.2f} before the "
+                    f"run): other processes take cores from cpu_threads; rerun when it is quiet")
+    record["loadavg_1min_before"] = load_before
+
     rng = np.random.default_rng(2024)
     kernels: dict[str, Any] = {}
     rows = []
@@ -224,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         kernels[name] = res
         v = res["variants"]
         rows.append((name, case["bound"], sizes[name], v["portable cpu_serial"]["time"]["median"],
-                     v["portable cpu_threads"]["time"]["median"], sp, res["speedup_njit"],
+                     v["portable cpu_threads"]["time"]["median"], sp,
+                     res["speedup_portable_best"], res["speedup_njit"],
                      v["njit serial"]["time"]["median"], v["njit prange"]["time"]["median"],
                      all(x["verified"] for x in v.values())))
     try:
@@ -232,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # noqa: BLE001
         pass
     record["kernels"] = kernels
+    record["loadavg_1min_after"] = _loadavg()
     headline = kernels["heavy"]["target"]
     record["targets"] = {"heavy_speedup": {
         "what": "portable cpu_threads / cpu_serial speed-up, compute-bound kernel",
@@ -241,8 +268,10 @@ def main(argv: list[str] | None = None) -> int:
 
     common.print_table(
         f"cpu_threads vs cpu_serial ({nthreads} numba threads; times in ms, median of {repeat})",
-        ["kernel", "bound", "n", "serial ms", "threads ms", "speed-up", "njit speed-up",
-         "njit ms", "prange ms", "ok"], rows)
+        ["kernel", "bound", "n", "serial ms", "threads ms", "speed-up", "best-of",
+         "njit speed-up", "njit ms", "prange ms", "ok"], rows)
+    print("speed-up: ratio of medians (the target's figure); best-of: ratio of the fastest "
+          "samples (less sensitive to other processes)")
     for name, k in kernels.items():
         print(f"{name}: portable serial / njit serial = "
               f"{common.fmt(k['portable_serial_vs_njit_serial'])}, portable threads / njit "

@@ -4,7 +4,8 @@ An almost empty kernel (3 float32 arrays and 1 int; one thread adds one
 element) is launched K times back to back on a non-blocking queue/stream, then
 the queue is synchronized once; the elapsed host time over K is the cost of one
 launch (the GPU runs each launch in a few microseconds, faster than the host
-issues them, so the host is the bottleneck). Repeated R times; medians reported.
+issues them, so the host is the bottleneck). Repeated R times, the variants of a
+group sampled round-robin so that machine drift hits them alike; medians reported.
 
 GPU variants (skipped with a note when no CUDA GPU is usable):
 
@@ -25,6 +26,7 @@ Run: ``python benchmarks/launch_overhead.py [--quick] [--out DIR]``
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,6 +37,8 @@ import numpy as np  # noqa: E402
 
 import common  # noqa: E402
 import portable as pt  # noqa: E402
+
+warnings.filterwarnings("ignore", message=r".*Grid size .* will likely result in GPU under-utilization.*")
 
 TARGET_RATIO = 1.10
 ARRAY_SIZE = 1 << 20  # elements of each of the 3 float32 arrays
@@ -89,10 +93,11 @@ void empty_kernel(const float* a, const float* b, float* c, long long n) {
 
 
 # ----------------------------------------------------------------------------- measurement
-def per_launch_us(launch: Callable[[], Any], sync: Callable[[], Any], k: int, r: int,
-                  warmup: int) -> dict[str, Any]:
-    samples = common.time_host(launch, repeat=r, warmup=warmup, sync=sync, inner=k)
-    return common.summarize([s * 1e6 for s in samples], "us")
+def per_launch_us(variants: dict[str, tuple[Callable[[], Any], Callable[[], Any]]], k: int,
+                  r: int, warmup: int) -> dict[str, dict[str, Any]]:
+    """Median etc. of host microseconds per launch, variants sampled round-robin."""
+    samples = common.time_host_interleaved(variants, repeat=r, warmup=warmup, inner=k)
+    return {name: common.summarize([s * 1e6 for s in xs], "us") for name, xs in samples.items()}
 
 
 def gpu_section(gpu: common.GpuInfo, k: int, r: int, warmup: int) -> dict[str, Any]:
@@ -123,13 +128,12 @@ def gpu_section(gpu: common.GpuInfo, k: int, r: int, warmup: int) -> dict[str, A
         raise RuntimeError(f"portable empty kernel wrote {got}, expected [{2 * host[0]}, 0]")
 
     cfg = raw_empty[grid, block, stream]
-    variants: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [
-        ("portable", lambda: pt.launch(q, wd, empty_kernel, a, b, c, n), q.synchronize),
-        ("numba", lambda: raw_empty[grid, block, stream](a, b, c, n), stream.synchronize),
-        ("numba_cfg", lambda: cfg(a, b, c, n), stream.synchronize),
-    ]
-    for name, launch, sync in variants:
-        results[name] = per_launch_us(launch, sync, k, r, warmup)
+    variants: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
+        "portable": (lambda: pt.launch(q, wd, empty_kernel, a, b, c, n), q.synchronize),
+        "numba": (lambda: raw_empty[grid, block, stream](a, b, c, n), stream.synchronize),
+        "numba_cfg": (lambda: cfg(a, b, c, n), stream.synchronize),
+    }
+    results.update(per_launch_us(variants, k, r, warmup))
 
     # CuPy RawKernel, on a non-blocking CuPy stream
     cupy, why = common.cupy_cuda()
@@ -148,9 +152,9 @@ def gpu_section(gpu: common.GpuInfo, k: int, r: int, warmup: int) -> dict[str, A
                 cstream.synchronize()
                 if not np.isclose(float(cc[0].get()), 2 * float(host[0])):
                     raise RuntimeError("CuPy empty kernel produced a wrong c[0]")
-                results["cupy"] = per_launch_us(
-                    lambda: kern((grid,), (block,), (ca, cb, cc, cn)),
-                    cstream.synchronize, k, r, warmup)
+                results.update(per_launch_us(
+                    {"cupy": (lambda: kern((grid,), (block,), (ca, cb, cc, cn)),
+                              cstream.synchronize)}, k, r, warmup))
         except Exception as err:  # noqa: BLE001 - keep the other figures
             skipped["cupy"] = f"failed: {type(err).__name__}: {err}"
 
@@ -168,15 +172,14 @@ def gpu_section(gpu: common.GpuInfo, k: int, r: int, warmup: int) -> dict[str, A
             q.synchronize()
             if not np.isclose(float(tc[0].item()), 2 * float(host[0])):
                 raise RuntimeError("portable empty kernel on torch tensors wrote a wrong c[0]")
-            tvariants = [
-                ("portable_torch", lambda: pt.launch(q, wd, empty_kernel, ta, tb, tc, n),
-                 q.synchronize),
-                ("numba_torch", lambda: raw_empty[grid, block, stream](ta, tb, tc, n),
-                 stream.synchronize),
-                ("numba_cfg_torch", lambda: cfg(ta, tb, tc, n), stream.synchronize),
-            ]
-            for name, launch, sync in tvariants:
-                results[name] = per_launch_us(launch, sync, k, r, warmup)
+            tvariants: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
+                "portable_torch": (lambda: pt.launch(q, wd, empty_kernel, ta, tb, tc, n),
+                                   q.synchronize),
+                "numba_torch": (lambda: raw_empty[grid, block, stream](ta, tb, tc, n),
+                                stream.synchronize),
+                "numba_cfg_torch": (lambda: cfg(ta, tb, tc, n), stream.synchronize),
+            }
+            results.update(per_launch_us(tvariants, k, r, warmup))
         except Exception as err:  # noqa: BLE001
             skipped["torch"] = f"failed: {type(err).__name__}: {err}"
 
@@ -225,9 +228,10 @@ def cpu_section(k: int, r: int, warmup: int) -> dict[str, Any]:
 
     raw_cpu_empty(a, b, c, n)
     raw_cpu_empty_parallel(a, b, c, n)
-    results["njit"] = per_launch_us(lambda: raw_cpu_empty(a, b, c, n), lambda: None, k, r, warmup)
-    results["njit_parallel"] = per_launch_us(
-        lambda: raw_cpu_empty_parallel(a, b, c, n), lambda: None, k, r, warmup)
+    variants: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
+        "njit": (lambda: raw_cpu_empty(a, b, c, n), lambda: None),
+        "njit_parallel": (lambda: raw_cpu_empty_parallel(a, b, c, n), lambda: None),
+    }
     for backend in ("cpu_serial", "cpu_threads"):
         dev = pt.get_device(backend)
         wd = pt.make_workdiv(dev, n)
@@ -239,9 +243,12 @@ def cpu_section(k: int, r: int, warmup: int) -> dict[str, Any]:
             if not (np.isclose(c[0], a[0] + b[0]) and c[1] == 0):
                 raise RuntimeError(f"{backend}: empty kernel wrote {c[:2]}")
             name = f"portable_{backend}_{'blocking' if blocking else 'nonblocking'}"
-            results[name] = per_launch_us(
-                lambda q=q, wd=wd: pt.launch(q, wd, empty_kernel, a, b, c, n),
-                q.synchronize, k, r, warmup)
+            variants[name] = (lambda q=q, wd=wd: pt.launch(q, wd, empty_kernel, a, b, c, n),
+                              q.synchronize)
+    # one variant at a time here: alternating the thread that enters numba's parallel
+    # regions (the main thread, a non-blocking queue's worker) makes each entry costlier
+    for name, pair in variants.items():
+        results.update(per_launch_us({name: pair}, k, r, warmup))
 
     def ratio(num: str, den: str) -> float | None:
         return results[num]["median"] / results[den]["median"] if results[den]["median"] else None

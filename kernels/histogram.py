@@ -29,8 +29,9 @@ PRIVATE_BINS = 1024
 
 @pt.device_function
 def _find_bin(v, edges, lo, scale, nbins):
-    # a guess from the bin width, then moved to the bin whose edges hold v;
-    # v lies in [edges[0], edges[nbins]), so both searches stop in range
+    """The bin ``b`` with ``edges[b] <= v < edges[b + 1]``: a guess from the bin
+    width, then moved until its edges hold ``v``. ``v`` lies in
+    ``[edges[0], edges[nbins])``, so both searches stop in range."""
     guess = (v - lo) * scale
     b = 0
     if guess >= nbins:

@@ -37,8 +37,8 @@ _block_sum = block_reduce(add)
 
 @pt.device_function
 def _scan_range(acc, x, out, start, end, carry, zero, scratch):
-    # exclusive scan of x[start:end] into out[start:end], starting from carry;
-    # every thread of the block calls it with the same arguments
+    """Exclusive scan of ``x[start:end]`` into ``out[start:end]``, starting from
+    ``carry``; every thread of the block calls it with the same arguments."""
     t = acc.thread_idx
     threads = acc.block_threads
     per_thread = acc.thread_elements

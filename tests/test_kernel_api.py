@@ -240,15 +240,15 @@ def test_atomics_under_contention(queue, int_dtype):
 
 
 @pt.kernel
-def count_plain(acc, n, counter):
-    for i in acc.uniform_elements(n):
-        counter[0] += 1
+def count_plain(acc, slots, counter):
+    for i in acc.uniform_elements(slots.size):
+        counter[slots[i]] += 1  # read, add, write: not atomic
 
 
 @pt.kernel
-def count_atomic(acc, n, counter):
-    for i in acc.uniform_elements(n):
-        acc.atomic_add(counter, 0, 1)
+def count_atomic(acc, slots, counter):
+    for i in acc.uniform_elements(slots.size):
+        acc.atomic_add(counter, slots[i], 1)
 
 
 @every_backend
@@ -257,19 +257,22 @@ def test_races_show_up_without_atomics(queue):
     concurrently; the atomic one never does."""
     if queue.backend.name == "cpu_serial" or is_simulated(queue.backend.name):
         pytest.skip("blocks do not run concurrently on this backend")
-    if not queue.backend.is_gpu and queue.device.limits.multiprocessors < 2:
+    cores = queue.device.limits.multiprocessors
+    if not queue.backend.is_gpu and cores < 2:
         pytest.skip("cpu_threads runs on a single thread here")
     n = 4_000_000
+    slots = pt.alloc_buffer(queue.device, n, np.int64)
+    pt.memset(queue, slots, 0)  # every update goes to counter[0], through memory
     counter = pt.alloc_buffer(queue.device, 1, np.int64)
-    wd = pt.make_workdiv(queue.device, n) if queue.backend.is_gpu else pt.WorkDiv(
-        queue.device.limits.multiprocessors * 64, 1, -(-n // (queue.device.limits.multiprocessors * 64)))
+    wd = pt.make_workdiv(queue.device, n) if queue.backend.is_gpu else \
+        pt.WorkDiv(cores * 64, 1, -(-n // (cores * 64)))
     pt.memset(queue, counter, 0)
-    pt.launch(queue, wd, count_atomic, n, counter)
+    pt.launch(queue, wd, count_atomic, slots, counter)
     assert to_host(queue, counter)[0] == n
     lost = False
     for _ in range(5):
         pt.memset(queue, counter, 0)
-        pt.launch(queue, wd, count_plain, n, counter)
+        pt.launch(queue, wd, count_plain, slots, counter)
         lost = lost or to_host(queue, counter)[0] < n
     assert lost, "the non-atomic counter never lost a count: the test cannot see races"
 

@@ -106,7 +106,6 @@ class CpuBackend(Backend):
 
     def __init__(self) -> None:
         self._device: Device | None = None
-        self._drivers: dict[tuple[int, int], Any] = {}
 
     def _probe(self) -> str | None:
         try:
@@ -200,42 +199,35 @@ class CpuBackend(Backend):
         py = build_function(function.parsed, cpu_dialect(key), global_resolver(self, key))
         return numba.njit(py, error_model="numpy")
 
-    def _body(self, kernel: Kernel, ndim: int) -> Any:
+    def _driver(self, kernel: Kernel, ndim: int, nargs: int) -> Any:
         found = kernel.compiled.get((self.name, ndim))
         if found is None:
             import numba
             py = build_function(kernel.parsed, cpu_dialect(ndim), global_resolver(self, ndim))
-            found = numba.njit(py, error_model="numpy", nogil=True)
+            body = numba.njit(py, error_model="numpy", nogil=True)
+            found = _make_driver(body, ndim, nargs, self.parallel)
             kernel.compiled[(self.name, ndim)] = found
-        return found
-
-    def _driver(self, ndim: int, nargs: int) -> Any:
-        found = self._drivers.get((ndim, nargs))
-        if found is None:
-            found = _make_driver(ndim, nargs, self.parallel)
-            self._drivers[(ndim, nargs)] = found
         return found
 
     def launch(self, queue: Queue, workdiv: WorkDiv, kernel: Kernel,
                args: Sequence[Any]) -> None:
-        body = self._body(kernel, workdiv.ndim)
-        driver = self._driver(workdiv.ndim, len(args))
+        driver = self._driver(kernel, workdiv.ndim, len(args))
         blocks, elements = workdiv.blocks, workdiv.elements
 
         def run() -> None:
             if self.parallel:
                 with _PARALLEL_LOCK:
-                    driver(body, blocks, elements, *args)
+                    driver(blocks, elements, *args)
             else:
-                driver(body, blocks, elements, *args)
+                driver(blocks, elements, *args)
         queue.native.submit(run)
 
 
-def _make_driver(ndim: int, nargs: int, parallel: bool) -> Any:
-    """A jitted loop over all blocks that calls the kernel body once per block."""
+def _make_driver(body: Any, ndim: int, nargs: int, parallel: bool) -> Any:
+    """A jitted loop over all blocks that calls the kernel ``body`` once per block."""
     import numba
     names = ", ".join(f"a{i}" for i in range(nargs))
-    lines = [f"def driver(body, blocks, elements{', ' if nargs else ''}{names}):",
+    lines = [f"def driver(blocks, elements{', ' if nargs else ''}{names}):",
              "    total = " + " * ".join(f"blocks[{d}]" for d in range(ndim)),
              "    for linear in loop(total):"]
     for d in range(ndim):  # unravel, the last dimension fastest
@@ -244,7 +236,7 @@ def _make_driver(ndim: int, nargs: int, parallel: bool) -> Any:
     acc = ", ".join([f"b{d}" for d in range(ndim)] + [f"blocks[{d}]" for d in range(ndim)]
                     + [f"elements[{d}]" for d in range(ndim)])
     lines.append(f"        body(({acc},){', ' if nargs else ''}{names})")
-    namespace: dict[str, Any] = {"loop": numba.prange if parallel else range}
+    namespace: dict[str, Any] = {"loop": numba.prange if parallel else range, "body": body}
     exec("\n".join(lines), namespace)
     return numba.njit(namespace["driver"], parallel=parallel, nogil=True)
 
