@@ -56,6 +56,10 @@ class Dialect:
     index: Callable[[str, int, str], str]
     calls: dict[str, str]
     globals: dict[str, Any] = field(default_factory=dict)
+    #: a function wrapped around every element index from a runtime-sized
+    #: chunk, telling the compiler the index is not negative (so indexing
+    #: needs no wraparound check and loops vectorize); ``None`` for none
+    index_hint: str | None = None
 
 
 class _Placeholder(ast.NodeTransformer):
@@ -67,6 +71,8 @@ class _Placeholder(ast.NodeTransformer):
     def visit_Expr(self, node: ast.Expr) -> Any:
         if isinstance(node.value, ast.Name) and node.value.id == "__PT_BODY__":
             return self.body
+        if isinstance(node.value, ast.Name) and node.value.id == "__PT_BODY_COPY__":
+            return copy.deepcopy(self.body)
         return self.generic_visit(node)
 
     def visit_Name(self, node: ast.Name) -> Any:
@@ -183,16 +189,59 @@ class _AccRewriter(ast.NodeTransformer):
                 ast.copy_location(sub, like)
         return _Placeholder(body, exprs).visit(tree).body
 
-    def _chunk_loop(self, var: str, first: str, extent: str, stride: str, elements: str,
-                    inner: str, uid: int) -> tuple[str, str]:
-        """Open a grid- or block-stride loop that gives ``elements`` consecutive
-        indices per step; returns the opening lines and the indentation."""
-        if elements == "(1)":
-            return f"for {var} in range({first}, {extent}, {stride}):\n", inner
-        chunk = f"__pt_c{uid}"
-        return (f"for {chunk} in range({first}, {extent}, {stride}):\n"
-                f"{inner}for {var} in range({chunk}, min({chunk} + {elements}, {extent})):\n",
-                inner + "    ")
+    def _element_loops(self, loops: list[tuple[str, str, str, str, str]], body: list[ast.stmt],
+                       uid: int) -> str:
+        """Template source that gives each ``(var, first, extent, stride, elements)``
+        its indices: from ``first``, ``elements`` consecutive ones every
+        ``stride``, below ``extent``; the body goes at ``__PT_BODY__``.
+
+        With one element per thread (a compile-time 1) the loops are ``while``
+        loops, the first iteration peeled in 1-D: a ``range`` loop computes its
+        trip count with two integer divisions per thread, which costs a GPU a
+        third of its bandwidth when each thread runs one iteration. Bodies
+        with ``continue`` keep ``range`` loops (``continue`` would skip the
+        increment of a ``while`` loop).
+        """
+        single = all(e == "(1)" for *_, e in loops) and not _has_continue(body)
+        lines: list[str] = []
+        if single and len(loops) == 1:
+            var, first, extent, stride, _ = loops[0]
+            lines = [f"{var} = {first}", f"if {var} < {extent}:", "    __PT_BODY__",
+                     f"    {var} += {stride}", f"    while {var} < {extent}:",
+                     "        __PT_BODY_COPY__", f"        {var} += {stride}"]
+            return "\n".join(lines) + "\n"
+        if single:
+            closers: list[str] = []
+            for depth, (var, first, extent, stride, _) in enumerate(loops):
+                pad = "    " * depth
+                lines += [f"{pad}{var} = {first}", f"{pad}while {var} < {extent}:"]
+                closers.append(f"{pad}    {var} += {stride}")
+            lines.append("    " * len(loops) + "__PT_BODY__")
+            return "\n".join(lines + closers[::-1]) + "\n"
+        depth, inner = 0, []
+        for var, first, extent, stride, e in loops:
+            pad = "    " * depth
+            if e == "(1)":
+                lines.append(f"{pad}for {var} in range({first}, {extent}, {stride}):")
+            else:
+                chunk = f"__pt_c{uid}_{var}"
+                lines.append(f"{pad}for {chunk} in range({first}, {extent}, {stride}):")
+                inner.append((var, chunk, extent, e))
+            depth += 1
+        for var, chunk, extent, e in inner:
+            lines += self._index_loop(var, chunk, f"min({chunk} + {e}, {extent})", depth, uid)
+            depth += 1
+        lines.append("    " * depth + "__PT_BODY__")
+        return "\n".join(lines) + "\n"
+
+    def _index_loop(self, var: str, start: str, stop: str, depth: int, uid: int) -> list[str]:
+        """``for var in range(start, stop)``, through the dialect's index hint."""
+        pad = "    " * depth
+        hint = self.dialect.index_hint
+        if hint is None:
+            return [f"{pad}for {var} in range({start}, {stop}):"]
+        raw = f"__pt_j{uid}_{var}"
+        return [f"{pad}for {raw} in range({start}, {stop}):", f"{pad}    {var} = {hint}({raw})"]
 
     def _loop_uniform_elements(self, node: ast.For, args: list[ast.expr],
                                body: list[ast.stmt]) -> list[ast.stmt]:
@@ -202,30 +251,17 @@ class _AccRewriter(ast.NodeTransformer):
                                   f"the work division: {nd} expected, {len(args)} given")
         targets = self._targets(node, nd, "uniform_elements")
         uid = next(self._ids)
-        lines, exprs = [], {}
+        src, exprs, loops = "", {}, []
         for d in range(nd):
             exprs[f"__PT_X{d}__"] = args[d]
-            lines.append(f"__pt_n{uid}_{d} = __PT_X{d}__\n")
-        # outer chunk loops over every dimension, then element loops inside
-        src, indent = "".join(lines), ""
-        inner_lines = []
-        for d in range(nd):
             e = self._ix("thread_elements", d)
-            first = f"({self._ix('block_idx', d)} * {self._ix('block_threads', d)} + {self._ix('thread_idx', d)}) * {e}"
-            stride = f"{self._ix('grid_blocks', d)} * {self._ix('block_threads', d)} * {e}"
-            extent = f"__pt_n{uid}_{d}"
-            if e == "(1)":
-                src += f"{indent}for {targets[d].id} in range({first}, {extent}, {stride}):\n"
-            else:
-                chunk = f"__pt_c{uid}_{d}"
-                src += f"{indent}for {chunk} in range({first}, {extent}, {stride}):\n"
-                inner_lines.append((targets[d].id, chunk, e, extent))
-            indent += "    "
-        for name, chunk, e, extent in inner_lines:
-            src += f"{indent}for {name} in range({chunk}, min({chunk} + {e}, {extent})):\n"
-            indent += "    "
-        src += f"{indent}__PT_BODY__\n"
-        return self._template(src, body, exprs, node)
+            src += (f"__pt_n{uid}_{d} = __PT_X{d}__\n"
+                    f"__pt_s{uid}_{d} = {self._ix('grid_blocks', d)} * "
+                    f"{self._ix('block_threads', d)} * {e}\n")
+            first = (f"({self._ix('block_idx', d)} * {self._ix('block_threads', d)} + "
+                     f"{self._ix('thread_idx', d)}) * {e}")
+            loops.append((targets[d].id, first, f"__pt_n{uid}_{d}", f"__pt_s{uid}_{d}", e))
+        return self._template(src + self._element_loops(loops, body, uid), body, exprs, node)
 
     def _one_dim(self, node: ast.For, member: str) -> None:
         if self.dialect.ndim != 1:
@@ -265,10 +301,16 @@ class _AccRewriter(ast.NodeTransformer):
         start = f"__pt_g{uid}"
         src = (f"__pt_n{uid} = __PT_X1__\n"
                f"{start} = (__PT_X0__) * {self._ix('block_threads', 0)} * {e}\n"
-               f"__pt_f{uid} = {start} + {self._ix('thread_idx', 0)} * {e}\n"
-               f"for {names[0].id} in range(__pt_f{uid}, min(__pt_f{uid} + {e}, __pt_n{uid})):\n")
+               f"__pt_f{uid} = {start} + {self._ix('thread_idx', 0)} * {e}\n")
+        var = names[0].id
+        if e == "(1)" and not _has_continue(body):  # one index, no loop
+            head = [f"{var} = __pt_f{uid}", f"if {var} < __pt_n{uid}:"]
+        else:
+            head = self._index_loop(var, f"__pt_f{uid}", f"min(__pt_f{uid} + {e}, __pt_n{uid})",
+                                    0, uid)
+        src += "\n".join(head) + "\n"
         if count == 2:
-            src += f"    {names[1].id} = {names[0].id} - {start}\n"
+            src += f"    {names[1].id} = {var} - {start}\n"
         src += "    __PT_BODY__\n"
         return self._template(src, body, {"__PT_X0__": args[0], "__PT_X1__": args[1]}, node)
 
@@ -289,11 +331,17 @@ class _AccRewriter(ast.NodeTransformer):
         (i,) = self._targets(node, 1, "independent_group_elements")
         uid = next(self._ids)
         e = self._ix("thread_elements", 0)
-        head, indent = self._chunk_loop(
-            i.id, f"{self._ix('thread_idx', 0)} * {e}", f"__pt_n{uid}",
-            f"{self._ix('block_threads', 0)} * {e}", e, "    ", uid)
-        src = f"__pt_n{uid} = __PT_X0__\n{head}{indent}__PT_BODY__\n"
-        return self._template(src, body, {"__PT_X0__": args[0]}, node)
+        loop = (i.id, f"{self._ix('thread_idx', 0)} * {e}", f"__pt_n{uid}",
+                f"__pt_s{uid}", e)
+        src = (f"__pt_n{uid} = __PT_X0__\n"
+               f"__pt_s{uid} = {self._ix('block_threads', 0)} * {e}\n")
+        return self._template(src + self._element_loops([loop], body, uid), body,
+                              {"__PT_X0__": args[0]}, node)
+
+
+def _has_continue(body: list[ast.stmt]) -> bool:
+    """Whether ``continue`` in ``body`` belongs to the loop that holds it."""
+    return any(isinstance(sub, ast.Continue) for stmt in body for sub in _walk_same_loop(stmt))
 
 
 def _walk_same_loop(node: ast.AST):
@@ -380,16 +428,26 @@ def _annotated_acc(arg: ast.arg, func: Callable[..., Any]) -> bool:
 
 
 def build_function(parsed: ParsedFunction, dialect: Dialect,
-                   resolve: Callable[[Any], Any]) -> types.FunctionType:
+                   resolve: Callable[[Any], Any], *, drop_acc: bool = False
+                   ) -> types.FunctionType:
     """The backend version of ``parsed``: its ``acc`` members rewritten for
     ``dialect``, and every global that ``resolve`` maps (device functions)
-    replaced by the backend's compiled object."""
+    replaced by the backend's compiled object.
+
+    With ``drop_acc`` (a kernel on a backend whose indices are built-ins) the
+    accelerator is no parameter: ``acc`` becomes a local ``0``, which device
+    functions taking ``acc`` receive and never read.
+    """
     tree = copy.deepcopy(parsed.tree)
     fdef = tree.body[0]
     if parsed.acc is not None:
         rewriter = _AccRewriter(parsed.acc, dialect, parsed.where)
         fdef.body = [s for stmt in fdef.body
                      for s in _as_list(rewriter.visit(stmt))]
+        if drop_acc:
+            fdef.args.args = fdef.args.args[1:]
+            local = ast.parse(f"{parsed.acc} = 0").body[0]
+            fdef.body.insert(0, ast.copy_location(local, fdef.body[0]))
     func = parsed.func
     namespace: dict[str, Any] = dict(func.__globals__)
     if func.__closure__:

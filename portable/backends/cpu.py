@@ -25,7 +25,7 @@ from ..device import Device, DeviceLimits
 from ..errors import LaunchError
 from ..kernel import DeviceFunction, Kernel, global_resolver
 from ..transform import Dialect, build_function
-from . import cpu_atomics
+from . import cpu_atomics, cpu_hints
 
 if TYPE_CHECKING:
     from ..event import Event
@@ -55,7 +55,8 @@ def cpu_dialect(ndim: int) -> Dialect:
     import numba
     return Dialect(ndim, index, _CPU_CALLS,
                    {"__pt_np__": np, "__pt_atomics__": cpu_atomics,
-                    "__pt_noop__": numba.njit(_noop)})
+                    "__pt_noop__": numba.njit(_noop), "__pt_nonneg__": cpu_hints.nonnegative},
+                   index_hint="__pt_nonneg__")
 
 
 class CpuStream:

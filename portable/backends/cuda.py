@@ -22,6 +22,7 @@ from ..device import Device, DeviceLimits
 from ..errors import LaunchError, PortableError
 from ..kernel import DeviceFunction, Kernel, global_resolver
 from ..transform import Dialect, build_function
+from .cuda_launch import LaunchCache, Marshaller
 
 if TYPE_CHECKING:
     from ..event import Event
@@ -78,7 +79,9 @@ class CudaBackend(Backend):
 
     def __init__(self) -> None:
         self._devices: list[Device] | None = None
-        self._launchers: dict[tuple[Any, ...], Any] = {}
+        self._compiled: dict[tuple[Any, ...], Any] = {}
+        self._marshaller: Marshaller | None = None
+        self._launch_cache: LaunchCache | None = None
 
     # -- availability -------------------------------------------------------------
     def _probe(self) -> str | None:
@@ -217,7 +220,7 @@ class CudaBackend(Backend):
         if isinstance(value, (int, float, complex, bool, np.generic, tuple)):
             return value
         if hasattr(value, "__cuda_array_interface__"):
-            return self.cuda.as_cuda_array(value)
+            return value  # torch tensors, CuPy arrays: launched without conversion
         where = "a host NumPy array" if isinstance(value, np.ndarray) else \
             f"a {type(value).__name__} that is not in GPU memory"
         raise LaunchError(
@@ -232,7 +235,8 @@ class CudaBackend(Backend):
     def _dispatcher(self, kernel: Kernel, key: tuple[int, tuple[int, ...]]) -> Any:
         found = kernel.compiled.get((self.name, key))
         if found is None:
-            py = build_function(kernel.parsed, cuda_dialect(key), global_resolver(self, key))
+            py = build_function(kernel.parsed, cuda_dialect(key), global_resolver(self, key),
+                                drop_acc=True)
             found = self.cuda.jit(py)
             kernel.compiled[(self.name, key)] = found
         return found
@@ -242,25 +246,32 @@ class CudaBackend(Backend):
         key = (workdiv.ndim, workdiv.elements)
         dispatcher = self._dispatcher(kernel, key)
         grid, block = workdiv.blocks[::-1], workdiv.threads[::-1]
-        full = (workdiv.elements, *args)
         if self.simulated:
-            dispatcher[grid, block, queue.native](*full)
+            dispatcher[grid, block, queue.native](*args)
             return
-        from numba.cuda.typing.typeof import Purpose, typeof
-        types = tuple(typeof(a, Purpose.argument) for a in full)
-        compiled = self._launchers.get((dispatcher, types))
+        if self._marshaller is None:
+            self._marshaller, self._launch_cache = Marshaller(), LaunchCache()
+        marshalled = self._marshaller.marshal(args)
+        index = queue.device.index
+        if marshalled is None:  # an argument kind only numba knows
+            with self.cuda.gpus[index]:
+                dispatcher[grid, block, queue.native](*args)
+            return
+        types, params = marshalled
+        compiled = self._compiled.get((dispatcher, types))
         if compiled is None:
-            compiled = dispatcher.compile(types)
-            self._launchers[(dispatcher, types)] = compiled
+            compiled = self._compiled[(dispatcher, types)] = dispatcher.compile(types)
         stream = queue.backend_cache.get("launch_stream")
         if stream is None:
             from numba.cuda.cudadrv.driver import _to_core_stream
             stream = queue.backend_cache["launch_stream"] = _to_core_stream(queue.native)
-        if queue.device.index == 0 and len(self.devices()) == 1:
-            compiled.launch(full, grid, block, stream, 0)
+        cache = self._launch_cache
+        if index == 0 and len(self.devices()) == 1:
+            cache.launch(stream, cache.config(grid, block), cache.handle(compiled, index), *params)
         else:
-            with self.cuda.gpus[queue.device.index]:
-                compiled.launch(full, grid, block, stream, 0)
+            with self.cuda.gpus[index]:
+                cache.launch(stream, cache.config(grid, block), cache.handle(compiled, index),
+                             *params)
 
 
 def _device_name(dev: Any) -> str:
