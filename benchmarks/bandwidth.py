@@ -43,6 +43,7 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 import common  # noqa: E402
+from workloads import njit_saxpy, njit_saxpy_parallel, saxpy, soa_norm  # noqa: E402
 import portable as pt  # noqa: E402
 
 TARGET_FRACTION = 0.85
@@ -51,32 +52,6 @@ SMALL_BLOCKS_PER_SM = 2
 SAXPY_A = np.float32(2.5)
 
 warnings.filterwarnings("ignore", message=r".*Grid size .* will likely result in GPU under-utilization.*")
-
-
-# ----------------------------------------------------------------------------- portable kernels
-@pt.kernel
-def saxpy(acc, a, x, y, out):
-    for i in acc.uniform_elements(x.size):
-        out[i] = a * x[i] + y[i]
-
-
-@pt.kernel
-def soa_norm(acc, x, y, z, r):
-    for i in acc.uniform_elements(x.size):
-        r[i] = math.sqrt(x[i] * x[i] + y[i] * y[i] + z[i] * z[i])
-
-
-# ----------------------------------------------------------------------------- raw numba (CPU)
-@numba.njit(nogil=True)
-def njit_saxpy(a, x, y, out):
-    for i in range(x.size):
-        out[i] = a * x[i] + y[i]
-
-
-@numba.njit(parallel=True, nogil=True)
-def njit_saxpy_parallel(a, x, y, out):
-    for i in numba.prange(x.size):
-        out[i] = a * x[i] + y[i]
 
 
 # ----------------------------------------------------------------------------- raw numba-cuda

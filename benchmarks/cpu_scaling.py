@@ -32,6 +32,7 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 import common  # noqa: E402
+from workloads import njit_saxpy, njit_saxpy_parallel, saxpy, soa_norm  # noqa: E402
 import portable as pt  # noqa: E402
 
 HEAVY_TERMS = 8
@@ -49,18 +50,6 @@ def heavy(acc, x, out):
             t = v + 0.25 * k
             s += math.sin(t) * math.exp(-0.5 * t) + 0.001 * t * t
         out[i] = s
-
-
-@pt.kernel
-def soa_norm(acc, x, y, z, r):
-    for i in acc.uniform_elements(x.size):
-        r[i] = math.sqrt(x[i] * x[i] + y[i] * y[i] + z[i] * z[i])
-
-
-@pt.kernel
-def saxpy(acc, a, x, y, out):
-    for i in acc.uniform_elements(x.size):
-        out[i] = a * x[i] + y[i]
 
 
 # ----------------------------------------------------------------------------- raw njit references
@@ -97,18 +86,6 @@ def njit_norm(x, y, z, r):
 def njit_norm_parallel(x, y, z, r):
     for i in numba.prange(x.size):
         r[i] = math.sqrt(x[i] * x[i] + y[i] * y[i] + z[i] * z[i])
-
-
-@numba.njit(nogil=True)
-def njit_saxpy(a, x, y, out):
-    for i in range(x.size):
-        out[i] = a * x[i] + y[i]
-
-
-@numba.njit(parallel=True, nogil=True)
-def njit_saxpy_parallel(a, x, y, out):
-    for i in numba.prange(x.size):
-        out[i] = a * x[i] + y[i]
 
 
 def make_case(name: str, n: int, rng: np.random.Generator) -> dict[str, Any]:
