@@ -18,9 +18,11 @@ from .backend import (Backend, all_backends, available_backends, get_backend, se
 from .backends import cpu as _cpu  # noqa: F401  (registers cpu_serial, cpu_threads)
 from .backends import cuda as _cuda  # noqa: F401  (registers cuda)
 from .backends import rocm as _rocm  # noqa: F401  (registers rocm)
+from .collection import MultiCollection, PortableCollection, View
 from .device import Device, DeviceLimits, devices, get_device
-from .errors import BackendError, KernelError, LaunchError, PortableError
+from .errors import BackendError, KernelError, LaunchError, PortableError, RangeError
 from .event import Event
+from .layout import Layout, LayoutError, column, matrix, scalar, vector
 from .kernel import Acc, DeviceFunction, Kernel, device_function, kernel, launch
 from .memory import alloc_buffer, alloc_host_buffer, as_view, device_of, memcpy, memset
 from .queue import Queue
@@ -30,8 +32,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Acc", "Backend", "BackendError", "Device", "DeviceFunction", "DeviceLimits", "Event",
-    "Kernel", "KernelError", "LaunchError", "PortableError", "Queue", "WorkDiv",
+    "Kernel", "KernelError", "LaunchError", "MultiCollection", "PortableCollection",
+    "Layout", "LayoutError", "PortableError", "Queue", "RangeError", "View", "WorkDiv",
     "alloc_buffer", "alloc_host_buffer", "all_backends", "as_view", "available_backends",
     "device_function", "device_of", "devices", "get_backend", "get_device", "kernel",
-    "launch", "make_workdiv", "memcpy", "memset", "selected_backend", "use_backend",
+    "column", "launch", "make_workdiv", "matrix", "memcpy", "memset", "scalar",
+    "selected_backend", "use_backend", "vector",
 ]

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .event import Event
     from .kernel import DeviceFunction, Kernel
     from .queue import Queue
+    from .transform import ViewParam
     from .workdiv import WorkDiv
 
 ENV_VAR = "PORTABLE_BACKEND"
@@ -125,9 +126,16 @@ class Backend(ABC):
         """The backend's compiled ``function`` for the launch ``key``."""
 
     @abstractmethod
+    def strided_view(self, buffer: Any, offset: int, shape: tuple[int, ...],
+                     strides: tuple[int, ...], dtype: np.dtype) -> Any:
+        """An array of ``shape``, byte ``strides`` and ``dtype`` starting
+        ``offset`` bytes into the byte ``buffer``, sharing its memory."""
+
+    @abstractmethod
     def launch(self, queue: Queue, workdiv: WorkDiv, kernel: Kernel,
-               args: Sequence[Any]) -> None:
-        """Compile (once, cached) and enqueue ``kernel`` on ``queue``."""
+               args: Sequence[Any], views: tuple[tuple[int, ViewParam], ...] = ()) -> None:
+        """Compile (once, cached) and enqueue ``kernel`` on ``queue``; ``views``
+        says which parameters receive collection views (each as three args)."""
 
     def __repr__(self) -> str:
         state = "available" if self.available else f"unavailable: {self.reason}"

@@ -19,3 +19,8 @@ class KernelError(PortableError):
 
 class LaunchError(PortableError):
     """A launch's work division or arguments do not fit the queue's device."""
+
+
+class RangeError(PortableError, IndexError):
+    """An element index out of range, caught by the range-checked mode
+    (``PORTABLE_BOUNDSCHECK=1``) on the CPU backends."""

@@ -36,7 +36,8 @@ from typing import Any, Callable
 
 from .errors import KernelError, LaunchError
 from .queue import Queue
-from .transform import ParsedFunction, parse_function
+from .collection import View
+from .transform import ParsedFunction, ViewParam, parse_function
 from .workdiv import WorkDiv
 
 
@@ -181,9 +182,21 @@ def launch(queue: Queue, workdiv: WorkDiv, kernel: Kernel, *args: Any) -> None:
         workdiv.validate(device)
         _validated.add((id(device), workdiv))
     backend = queue.backend
-    prepared = [backend.prepare_arg(kernel, name, value)
-                for name, value in zip(kernel.params, args)]
-    backend.launch(queue, workdiv, kernel, prepared)
+    prepared, views = [], []
+    for index, (name, value) in enumerate(zip(kernel.params, args)):
+        if isinstance(value, View):
+            if value.collection.device.backend is not backend:
+                raise LaunchError(
+                    f"argument {name!r} of kernel {kernel.__name__} is a view of a collection "
+                    f"on {value.collection.device}, but the queue runs on {device}; copy it "
+                    f"with collection.to(queue)")
+            views.append((index, ViewParam(value.layout, value.readonly)))
+            prepared += [backend.prepare_arg(kernel, f"{name}.{part}", part_value)
+                         for part, part_value in zip(("buffer", "size", "capacity"),
+                                                     value.kernel_args())]
+        else:
+            prepared.append(backend.prepare_arg(kernel, name, value))
+    backend.launch(queue, workdiv, kernel, prepared, tuple(views))
     queue._done()
 
 

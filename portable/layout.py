@@ -318,10 +318,14 @@ def _check_alignment(value: Any, layout: str, members: Sequence[Member]) -> int:
     return value
 
 
+#: names that views of a collection give meanings of their own
+VIEW_ATTRIBUTES = frozenset({"size", "capacity", "layout", "readonly", "buffer"})
+
+
 def _reserved_names() -> frozenset[str]:
     names = {n for n in dir(Layout) if not n.startswith("_")}
     names |= {n for n in dir(LayoutMeta) if not n.startswith("_")}
-    return frozenset(names)
+    return frozenset(names) | VIEW_ATTRIBUTES
 
 
 def _check_name(name: Any, layout: str, taken: Iterable[str]) -> str:

@@ -24,6 +24,8 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
 from .errors import KernelError
 
 #: index members read as attributes: ``acc.block_idx`` and so on
@@ -428,18 +430,24 @@ def _annotated_acc(arg: ast.arg, func: Callable[..., Any]) -> bool:
 
 
 def build_function(parsed: ParsedFunction, dialect: Dialect,
-                   resolve: Callable[[Any], Any], *, drop_acc: bool = False
-                   ) -> types.FunctionType:
+                   resolve: Callable[[Any], Any], *, drop_acc: bool = False,
+                   views: tuple[tuple[int, ViewParam], ...] = ()) -> types.FunctionType:
     """The backend version of ``parsed``: its ``acc`` members rewritten for
     ``dialect``, and every global that ``resolve`` maps (device functions)
     replaced by the backend's compiled object.
 
     With ``drop_acc`` (a kernel on a backend whose indices are built-ins) the
     accelerator is no parameter: ``acc`` becomes a local ``0``, which device
-    functions taking ``acc`` receive and never read.
+    functions taking ``acc`` receive and never read. ``views`` names, by
+    position among the parameters after ``acc``, those that receive views of
+    collections.
     """
     tree = copy.deepcopy(parsed.tree)
     fdef = tree.body[0]
+    if views:
+        first = 1 if parsed.acc is not None else 0
+        expand_views(fdef, {parsed.params[first + i]: spec for i, spec in views},
+                     parsed.where)
     if parsed.acc is not None:
         rewriter = _AccRewriter(parsed.acc, dialect, parsed.where)
         fdef.body = [s for stmt in fdef.body
@@ -454,6 +462,7 @@ def build_function(parsed: ParsedFunction, dialect: Dialect,
         namespace.update(zip(func.__code__.co_freevars,
                              (c.cell_contents for c in func.__closure__)))
     namespace.update(dialect.globals)
+    namespace["__pt_np__"] = np
     injected = _GlobalResolver(namespace, set(parsed.params) | _assigned(fdef), resolve)
     injected.visit(fdef)
     namespace.update(injected.replacements)
@@ -515,3 +524,131 @@ class _GlobalResolver(ast.NodeTransformer):
             if new is not None:
                 return new
         return self.generic_visit(node)
+
+
+# -- views of SoA collections ----------------------------------------------------------
+@dataclass(frozen=True)
+class ViewParam:
+    """A kernel parameter that receives a view of a collection: its layout and
+    whether it is read-only."""
+
+    layout: Any
+    readonly: bool
+
+
+class _ViewRewriter(ast.NodeTransformer):
+    """Rewrites ``v.<member>`` of a view parameter ``v`` into the local arrays
+    that the view's prologue builds (a scalar member ``v.s`` becomes ``v_s[0]``),
+    ``v.size`` and ``v.capacity`` into the parameters that carry them."""
+
+    def __init__(self, name: str, prefix: str, spec: ViewParam, where: str) -> None:
+        self.name, self.prefix, self.spec, self.where = name, prefix, spec, where
+        self.members = {m.name: m for m in spec.layout.members()}
+
+    def _err(self, node: ast.AST, message: str) -> KernelError:
+        return KernelError(f"{self.where}, line {getattr(node, 'lineno', '?')}: {message}")
+
+    def _is_view(self, node: ast.AST) -> bool:
+        return isinstance(node, ast.Name) and node.id == self.name
+
+    def visit_Name(self, node: ast.Name) -> Any:
+        if node.id == self.name:
+            raise self._err(node, f"the view {self.name!r} can only be used as "
+                                  f"{self.name}.<member>; pass columns ({self.name}.x), not "
+                                  f"the whole view, to device functions")
+        return node
+
+    def _check_write(self, target: ast.AST) -> None:
+        if not self.spec.readonly:
+            return
+        inner = target.value if isinstance(target, ast.Subscript) else target
+        if isinstance(inner, ast.Attribute) and self._is_view(inner.value):
+            raise self._err(target, f"{self.name}.{inner.attr} is written, but {self.name} is "
+                                    f"a read-only view; pass collection.view() instead of "
+                                    f"const_view() to write")
+
+    def visit_Assign(self, node: ast.Assign) -> Any:
+        for target in node.targets:
+            self._check_write(target)
+        return self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> Any:
+        self._check_write(node.target)
+        return self.generic_visit(node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> Any:
+        if not self._is_view(node.value):
+            return self.generic_visit(node)
+        attr = node.attr
+        if attr in ("size", "capacity"):
+            if isinstance(node.ctx, ast.Store):
+                raise self._err(node, f"{self.name}.{attr} cannot be assigned")
+            return ast.copy_location(ast.Name(id=f"{self.prefix}_{attr}", ctx=ast.Load()), node)
+        member = self.members.get(attr)
+        if member is None:
+            close = difflib.get_close_matches(attr, list(self.members) + ["size", "capacity"])
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise self._err(node, f"layout {self.spec.layout.__name__} has no member "
+                                  f"{attr!r}{hint}")
+        local = ast.Name(id=f"{self.prefix}_{attr}", ctx=ast.Load())
+        if member.kind == "scalar":
+            return ast.copy_location(
+                ast.Subscript(value=local, slice=ast.Constant(0), ctx=node.ctx), node)
+        if isinstance(node.ctx, ast.Store):
+            raise self._err(node, f"{self.name}.{attr} is an array: assign its elements, "
+                                  f"{self.name}.{attr}[i] = ...")
+        return ast.copy_location(local, node)
+
+
+def _view_prologue(prefix: str, spec: ViewParam) -> str:
+    """Source that builds one typed array per member of a view from the
+    parameters ``<prefix>_buffer`` (bytes), ``_size`` and ``_capacity``,
+    following the layout's byte rules (offsets depend on the capacity)."""
+    layout, align = spec.layout, spec.layout.alignment
+    buf, n, cap = f"{prefix}_buffer", f"{prefix}_size", f"{prefix}_capacity"
+    lines, offset = [], f"{prefix}_o0"
+    lines.append(f"{offset} = 0")
+    for k, m in enumerate(layout.members()):
+        dt = f"__pt_np__.{m.dtype.name}"
+        isz, rows, cols = m.itemsize, m.rows, m.cols
+        local = f"{prefix}_{m.name}"
+        if m.kind == "scalar":
+            size = str(-(-isz // align) * align)
+            lines.append(f"{local} = {buf}[{offset}:{offset} + {isz}].view({dt})")
+        else:
+            pitch = f"(({cap} * {isz} + {align - 1}) // {align} * {align})"
+            size = f"{rows * cols} * {pitch}"
+            whole = f"{buf}[{offset}:{offset} + {size}].view({dt})"
+            if m.kind == "column":
+                lines.append(f"{local} = {buf}[{offset}:{offset} + {n} * {isz}].view({dt})")
+            elif m.kind == "vector":
+                lines.append(f"{local} = {whole}.reshape({rows}, {pitch} // {isz})[:, :{n}].T")
+            else:
+                lines.append(f"{local} = {whole}.reshape({cols}, {rows}, {pitch} // {isz})"
+                             f"[:, :, :{n}].transpose((2, 1, 0))")
+        following = f"{prefix}_o{k + 1}"
+        lines.append(f"{following} = {offset} + {size}")
+        offset = following
+    return "\n".join(lines) + "\n"
+
+
+def expand_views(fdef: ast.FunctionDef, views: dict[str, ViewParam], where: str) -> None:
+    """Replace each view parameter of ``fdef`` by its buffer, size and capacity,
+    and its member accesses by the arrays a prologue builds."""
+    new_args: list[ast.arg] = []
+    prologue: list[ast.stmt] = []
+    for k, arg in enumerate(fdef.args.args):
+        spec = views.get(arg.arg)
+        if spec is None:
+            new_args.append(arg)
+            continue
+        prefix = f"__pt_v{k}"
+        new_args += [ast.arg(arg=f"{prefix}_{part}") for part in ("buffer", "size", "capacity")]
+        rewriter = _ViewRewriter(arg.arg, prefix, spec, where)
+        fdef.body = [rewriter.visit(stmt) for stmt in fdef.body]
+        prologue += ast.parse(_view_prologue(prefix, spec)).body
+    fdef.args.args = new_args
+    for stmt in prologue:
+        for sub in ast.walk(stmt):
+            ast.copy_location(sub, fdef.body[0])
+    fdef.body = prologue + fdef.body

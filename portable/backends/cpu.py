@@ -22,9 +22,9 @@ import numpy as np
 
 from ..backend import Backend, register
 from ..device import Device, DeviceLimits
-from ..errors import LaunchError
+from ..errors import LaunchError, RangeError
 from ..kernel import DeviceFunction, Kernel, global_resolver
-from ..transform import Dialect, build_function
+from ..transform import Dialect, ViewParam, build_function
 from . import cpu_atomics, cpu_hints
 
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ _CPU_CALLS = {
 }
 #: one parallel region at a time: Numba's default thread pool is not reentrant
 _PARALLEL_LOCK = threading.Lock()
+#: set to 1 to check every array access in kernels on the CPU backends
+BOUNDSCHECK_VAR = "PORTABLE_BOUNDSCHECK"
 
 
 def _noop() -> None:
@@ -195,32 +197,47 @@ class CpuBackend(Backend):
                 f"copy it to a host buffer with pt.memcpy first")
         return view
 
+    def strided_view(self, buffer: Any, offset: int, shape: tuple[int, ...],
+                     strides: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        return np.ndarray(shape, dtype, buffer=buffer, offset=offset, strides=strides)
+
     def compile_device_function(self, function: DeviceFunction, key: Any) -> Any:
         import numba
-        py = build_function(function.parsed, cpu_dialect(key), global_resolver(self, key))
-        return numba.njit(py, error_model="numpy")
+        ndim, checked = key
+        py = build_function(function.parsed, cpu_dialect(ndim), global_resolver(self, key))
+        return numba.njit(py, error_model="numpy", boundscheck=checked)
 
-    def _driver(self, kernel: Kernel, ndim: int, nargs: int) -> Any:
-        found = kernel.compiled.get((self.name, ndim))
+    def _driver(self, kernel: Kernel, ndim: int, nargs: int,
+                views: tuple[tuple[int, ViewParam], ...], checked: bool) -> Any:
+        key = (self.name, ndim, views, checked)
+        found = kernel.compiled.get(key)
         if found is None:
             import numba
-            py = build_function(kernel.parsed, cpu_dialect(ndim), global_resolver(self, ndim))
-            body = numba.njit(py, error_model="numpy", nogil=True)
-            found = _make_driver(body, ndim, nargs, self.parallel)
-            kernel.compiled[(self.name, ndim)] = found
+            py = build_function(kernel.parsed, cpu_dialect(ndim),
+                                global_resolver(self, (ndim, checked)), views=views)
+            body = numba.njit(py, error_model="numpy", nogil=True, boundscheck=checked)
+            found = kernel.compiled[key] = _make_driver(body, ndim, nargs, self.parallel)
         return found
 
     def launch(self, queue: Queue, workdiv: WorkDiv, kernel: Kernel,
-               args: Sequence[Any]) -> None:
-        driver = self._driver(kernel, workdiv.ndim, len(args))
+               args: Sequence[Any], views: tuple[tuple[int, ViewParam], ...] = ()) -> None:
+        checked = os.environ.get(BOUNDSCHECK_VAR, "") not in ("", "0")
+        driver = self._driver(kernel, workdiv.ndim, len(args), views, checked)
         blocks, elements = workdiv.blocks, workdiv.elements
 
         def run() -> None:
-            if self.parallel:
-                with _PARALLEL_LOCK:
+            try:
+                if self.parallel:
+                    with _PARALLEL_LOCK:
+                        driver(blocks, elements, *args)
+                else:
                     driver(blocks, elements, *args)
-            else:
-                driver(blocks, elements, *args)
+            except IndexError as err:
+                if not checked:
+                    raise
+                raise RangeError(f"kernel {kernel.__name__}: an element index is out of "
+                                 f"range ({err}); {BOUNDSCHECK_VAR}=1 checks every array "
+                                 f"access on the CPU backends") from None
         queue.native.submit(run)
 
 

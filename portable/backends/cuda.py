@@ -21,7 +21,7 @@ from ..backend import Backend, register
 from ..device import Device, DeviceLimits
 from ..errors import LaunchError, PortableError
 from ..kernel import DeviceFunction, Kernel, global_resolver
-from ..transform import Dialect, build_function
+from ..transform import Dialect, ViewParam, build_function
 from .cuda_launch import LaunchCache, Marshaller
 
 if TYPE_CHECKING:
@@ -232,19 +232,30 @@ class CudaBackend(Backend):
         py = build_function(function.parsed, cuda_dialect(key), global_resolver(self, key))
         return self.cuda.jit(py, device=True)
 
-    def _dispatcher(self, kernel: Kernel, key: tuple[int, tuple[int, ...]]) -> Any:
-        found = kernel.compiled.get((self.name, key))
+    def _dispatcher(self, kernel: Kernel, key: tuple[int, tuple[int, ...]],
+                    views: tuple[tuple[int, ViewParam], ...]) -> Any:
+        found = kernel.compiled.get((self.name, key, views))
         if found is None:
             py = build_function(kernel.parsed, cuda_dialect(key), global_resolver(self, key),
-                                drop_acc=True)
-            found = self.cuda.jit(py)
-            kernel.compiled[(self.name, key)] = found
+                                drop_acc=True, views=views)
+            found = kernel.compiled[(self.name, key, views)] = self.cuda.jit(py)
         return found
 
+    def strided_view(self, buffer: Any, offset: int, shape: tuple[int, ...],
+                     strides: tuple[int, ...], dtype: np.dtype) -> Any:
+        if self.simulated:
+            from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+            host = np.ndarray(shape, dtype, buffer=buffer._ary, offset=offset, strides=strides)
+            return FakeCUDAArray(host)
+        if 0 in shape:
+            return self.cuda.device_array(shape, dtype)
+        from numba.cuda.cudadrv.devicearray import DeviceNDArray
+        return DeviceNDArray(shape, strides, dtype, gpu_data=buffer.gpu_data.view(offset))
+
     def launch(self, queue: Queue, workdiv: WorkDiv, kernel: Kernel,
-               args: Sequence[Any]) -> None:
+               args: Sequence[Any], views: tuple[tuple[int, ViewParam], ...] = ()) -> None:
         key = (workdiv.ndim, workdiv.elements)
-        dispatcher = self._dispatcher(kernel, key)
+        dispatcher = self._dispatcher(kernel, key, views)
         grid, block = workdiv.blocks[::-1], workdiv.threads[::-1]
         if self.simulated:
             dispatcher[grid, block, queue.native](*args)

@@ -32,6 +32,7 @@ class RocmBackend(Backend):
 
     make_stream = synchronize = record_event = wait_event = _unavailable
     alloc = memcpy = memset = prepare_arg = compile_device_function = launch = _unavailable
+    strided_view = _unavailable
 
     def device_of(self, array: Any) -> None:
         return None
