@@ -131,6 +131,16 @@ class Backend(ABC):
         """An array of ``shape``, byte ``strides`` and ``dtype`` starting
         ``offset`` bytes into the byte ``buffer``, sharing its memory."""
 
+    def readonly(self, array: Any) -> Any:
+        """``array`` as kernels must see it when it may not be written."""
+        view = array.view()
+        view.flags.writeable = False
+        return view
+
+    def dlpack_export(self, array: Any) -> Any:
+        """An object exporting ``array`` (a native array of this backend) through DLPack."""
+        return array  # NumPy arrays export DLPack themselves
+
     @abstractmethod
     def launch(self, queue: Queue, workdiv: WorkDiv, kernel: Kernel,
                args: Sequence[Any], views: tuple[tuple[int, ViewParam], ...] = ()) -> None:

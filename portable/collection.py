@@ -62,15 +62,21 @@ class View:
         return self.collection.capacity
 
     def kernel_args(self) -> tuple[Any, int, int]:
-        """The three arguments a kernel receives for this view."""
+        """The three arguments a kernel receives for this view. A read-only
+        view's buffer is typed read-only, so writes through aliases of its
+        columns fail to compile too."""
         buffer = self.collection.buffer
-        if self.readonly and isinstance(buffer, np.ndarray):
-            buffer = buffer.view()
-            buffer.flags.writeable = False  # writes through aliases fail to compile
+        if self.readonly:
+            buffer = self.collection.device.backend.readonly(buffer)
         return buffer, self.collection.size, self.collection.capacity
 
     def __getattr__(self, name: str) -> Any:
-        return self.collection.column(name)
+        if name.startswith("_") or name == "collection":
+            raise AttributeError(name)
+        try:
+            return self.collection.column(name)
+        except LayoutError as err:
+            raise AttributeError(str(err)) from None
 
     def __repr__(self) -> str:
         kind = "read-only" if self.readonly else "read-write"
@@ -114,13 +120,13 @@ class PortableCollection:
         self.nbytes = layout.byte_size(self.capacity)
         if buffer is not None:
             self.buffer = self._adopt(buffer)
-        elif pinned:
-            if self.device.backend.is_gpu:
+        elif self.device.backend.is_gpu:
+            if pinned:
                 raise PortableError("pinned=True is for host collections; a GPU "
                                     "collection lives in device memory")
-            self.buffer = alloc_host_buffer(self.nbytes, np.uint8, pinned=True)
+            self.buffer = alloc_buffer(self.device, self.nbytes, np.uint8)  # 256-byte aligned
         else:
-            self.buffer = alloc_buffer(self.device, self.nbytes, np.uint8)
+            self.buffer = _aligned_host(self.nbytes, layout.alignment, pinned)
         if zero:
             q = queue if queue is not None else Queue(self.device)
             memset(q, self.buffer, 0)
@@ -134,6 +140,10 @@ class PortableCollection:
         if native.ndim != 1 or np.dtype(native.dtype) != np.uint8:
             raise PortableError(f"the buffer must be a 1-D uint8 array, got "
                                 f"{np.dtype(native.dtype)} of shape {tuple(native.shape)}")
+        flags = native.flags  # NumPy's flags object, or a dict for device arrays
+        writeable = flags["WRITEABLE"] if isinstance(native, np.ndarray) else True
+        if not flags["C_CONTIGUOUS"] or not writeable:
+            raise PortableError("the buffer must be contiguous and writeable")
         if native.shape[0] < self.nbytes:
             raise PortableError(f"the buffer has {native.shape[0]} bytes but "
                                 f"{self.layout.__name__} needs {self.nbytes} for capacity "
@@ -164,6 +174,12 @@ class PortableCollection:
             shape = (self.size, g.rows, g.cols)[:{"column": 1, "vector": 2, "matrix": 3}[g.kind]]
             strides = (g.itemsize, g.pitch_bytes, g.rows * g.pitch_bytes)[:len(shape)]
         return self.device.backend.strided_view(self.buffer, g.offset, shape, strides, g.dtype)
+
+    def dlpack(self, name: str) -> Any:
+        """Member ``name`` as an object exporting DLPack (``__dlpack__``), sharing
+        memory: ``torch.from_dlpack(collection.dlpack("x"))`` is a zero-copy
+        tensor on the collection's device."""
+        return self.device.backend.dlpack_export(self.column(name))
 
     def table(self) -> str:
         """The layout's table of offsets and sizes for this collection's capacity."""
@@ -209,26 +225,26 @@ class PortableCollection:
 
     # -- files ------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        """Write a host collection to ``path`` (NumPy ``.npz``: the bytes and the layout's table)."""
+        """Write a host collection to ``path`` (NumPy ``.npz``, the suffix added if
+        missing: the bytes and the layout's members)."""
         if self.device.backend.is_gpu:
             raise PortableError("save() writes host collections; copy it to the host "
                                 "first with collection.to(queue, pt.get_device('cpu_serial'))")
         meta = {"layout": self.layout.__name__, "size": self.size, "capacity": self.capacity,
                 "alignment": self.layout.alignment, "members": _describe(self.layout)}
-        np.savez(path, buffer=np.asarray(self.buffer), meta=json.dumps(meta))
+        np.savez(_npz(path), buffer=np.asarray(self.buffer), meta=json.dumps(meta))
 
     @classmethod
-    def load(cls, path: str | Path, layout: type[Layout],
-             device: Device | None = None) -> PortableCollection:
-        """Read a collection saved by :meth:`save`; ``layout`` must match the file's."""
-        with np.load(path) as data:
+    def load(cls, path: str | Path, layout: type[Layout]) -> PortableCollection:
+        """Read a collection saved by :meth:`save` into host memory; ``layout``
+        must match the file's. Move it to a GPU with :meth:`to`."""
+        with np.load(_npz(path)) as data:
             meta, raw = json.loads(str(data["meta"])), data["buffer"]
         if meta["members"] != _describe(layout) or meta["alignment"] != layout.alignment:
             raise LayoutError(f"{path} holds layout {meta['layout']} "
                               f"({meta['members']}, alignment {meta['alignment']}), which "
                               f"differs from {layout.__name__}")
-        host = cls(layout, meta["size"], device or get_device("cpu_serial"),
-                   capacity=meta["capacity"])
+        host = cls(layout, meta["size"], get_device("cpu_serial"), capacity=meta["capacity"])
         np.copyto(host.buffer, raw)
         return host
 
@@ -271,6 +287,18 @@ class MultiCollection:
 
     def __len__(self) -> int:
         return len(self.blocks)
+
+
+def _aligned_host(nbytes: int, alignment: int, pinned: bool) -> np.ndarray:
+    """Host bytes whose first byte sits on ``alignment``, as CMSSW's buffers do."""
+    raw = alloc_host_buffer(nbytes + alignment, np.uint8, pinned=pinned)
+    start = -raw.ctypes.data % alignment
+    return raw[start:start + nbytes]
+
+
+def _npz(path: str | Path) -> Path:
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
 def _count(value: Any, what: str) -> int:

@@ -185,11 +185,13 @@ def launch(queue: Queue, workdiv: WorkDiv, kernel: Kernel, *args: Any) -> None:
     prepared, views = [], []
     for index, (name, value) in enumerate(zip(kernel.params, args)):
         if isinstance(value, View):
-            if value.collection.device.backend is not backend:
+            home = value.collection.device
+            if home.backend is not backend and (home.backend.is_gpu or backend.is_gpu):
                 raise LaunchError(
                     f"argument {name!r} of kernel {kernel.__name__} is a view of a collection "
-                    f"on {value.collection.device}, but the queue runs on {device}; copy it "
-                    f"with collection.to(queue)")
+                    f"on {home}, but the queue runs on {device}; move it with "
+                    f"collection.to(q, pt.get_device({device.backend.name!r})), q a queue on "
+                    f"{home if home.backend.is_gpu else device}")
             views.append((index, ViewParam(value.layout, value.readonly)))
             prepared += [backend.prepare_arg(kernel, f"{name}.{part}", part_value)
                          for part, part_value in zip(("buffer", "size", "capacity"),

@@ -62,6 +62,9 @@ class Dialect:
     #: chunk, telling the compiler the index is not negative (so indexing
     #: needs no wraparound check and loops vectorize); ``None`` for none
     index_hint: str | None = None
+    #: dtypes the backend's compiler cannot index (collection members of these
+    #: types are an error when a kernel uses them)
+    unsupported_dtypes: frozenset[np.dtype] = frozenset()
 
 
 class _Placeholder(ast.NodeTransformer):
@@ -447,7 +450,7 @@ def build_function(parsed: ParsedFunction, dialect: Dialect,
     if views:
         first = 1 if parsed.acc is not None else 0
         expand_views(fdef, {parsed.params[first + i]: spec for i, spec in views},
-                     parsed.where)
+                     parsed.where, dialect.unsupported_dtypes)
     if parsed.acc is not None:
         rewriter = _AccRewriter(parsed.acc, dialect, parsed.where)
         fdef.body = [s for stmt in fdef.body
@@ -544,6 +547,7 @@ class _ViewRewriter(ast.NodeTransformer):
     def __init__(self, name: str, prefix: str, spec: ViewParam, where: str) -> None:
         self.name, self.prefix, self.spec, self.where = name, prefix, spec, where
         self.members = {m.name: m for m in spec.layout.members()}
+        self.used: set[str] = set()
 
     def _err(self, node: ast.AST, message: str) -> KernelError:
         return KernelError(f"{self.where}, line {getattr(node, 'lineno', '?')}: {message}")
@@ -561,6 +565,10 @@ class _ViewRewriter(ast.NodeTransformer):
     def _check_write(self, target: ast.AST) -> None:
         if not self.spec.readonly:
             return
+        if isinstance(target, (ast.Tuple, ast.List)):
+            for element in target.elts:
+                self._check_write(element)
+            return
         inner = target.value if isinstance(target, ast.Subscript) else target
         if isinstance(inner, ast.Attribute) and self._is_view(inner.value):
             raise self._err(target, f"{self.name}.{inner.attr} is written, but {self.name} is "
@@ -570,6 +578,13 @@ class _ViewRewriter(ast.NodeTransformer):
     def visit_Assign(self, node: ast.Assign) -> Any:
         for target in node.targets:
             self._check_write(target)
+        return self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> Any:
+        func = node.func
+        if (isinstance(func, ast.Attribute) and func.attr.startswith("atomic_")
+                and node.args):
+            self._check_write(node.args[0])
         return self.generic_visit(node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> Any:
@@ -590,6 +605,7 @@ class _ViewRewriter(ast.NodeTransformer):
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise self._err(node, f"layout {self.spec.layout.__name__} has no member "
                                   f"{attr!r}{hint}")
+        self.used.add(attr)
         local = ast.Name(id=f"{self.prefix}_{attr}", ctx=ast.Load())
         if member.kind == "scalar":
             return ast.copy_location(
@@ -600,41 +616,42 @@ class _ViewRewriter(ast.NodeTransformer):
         return ast.copy_location(local, node)
 
 
-def _view_prologue(prefix: str, spec: ViewParam) -> str:
-    """Source that builds one typed array per member of a view from the
-    parameters ``<prefix>_buffer`` (bytes), ``_size`` and ``_capacity``,
+def _view_prologue(prefix: str, spec: ViewParam, used: set[str]) -> str:
+    """Source that builds a typed array for each ``used`` member of a view from
+    the parameters ``<prefix>_buffer`` (bytes), ``_size`` and ``_capacity``,
     following the layout's byte rules (offsets depend on the capacity)."""
     layout, align = spec.layout, spec.layout.alignment
     buf, n, cap = f"{prefix}_buffer", f"{prefix}_size", f"{prefix}_capacity"
-    lines, offset = [], f"{prefix}_o0"
-    lines.append(f"{offset} = 0")
+    lines, offset = [f"{prefix}_o0 = 0"], f"{prefix}_o0"
     for k, m in enumerate(layout.members()):
         dt = f"__pt_np__.{m.dtype.name}"
         isz, rows, cols = m.itemsize, m.rows, m.cols
         local = f"{prefix}_{m.name}"
-        if m.kind == "scalar":
-            size = str(-(-isz // align) * align)
+        pitch = f"(({cap} * {isz} + {align - 1}) // {align} * {align})"
+        size = str(-(-isz // align) * align) if m.kind == "scalar" else f"{rows * cols} * {pitch}"
+        whole = f"{buf}[{offset}:{offset} + {size}].view({dt})"
+        if m.name not in used:
+            pass
+        elif m.kind == "scalar":
             lines.append(f"{local} = {buf}[{offset}:{offset} + {isz}].view({dt})")
-        else:
-            pitch = f"(({cap} * {isz} + {align - 1}) // {align} * {align})"
-            size = f"{rows * cols} * {pitch}"
-            whole = f"{buf}[{offset}:{offset} + {size}].view({dt})"
-            if m.kind == "column":
-                lines.append(f"{local} = {buf}[{offset}:{offset} + {n} * {isz}].view({dt})")
-            elif m.kind == "vector":
-                lines.append(f"{local} = {whole}.reshape({rows}, {pitch} // {isz})[:, :{n}].T")
-            else:
-                lines.append(f"{local} = {whole}.reshape({cols}, {rows}, {pitch} // {isz})"
-                             f"[:, :, :{n}].transpose((2, 1, 0))")
+        elif m.kind == "column":
+            lines.append(f"{local} = {buf}[{offset}:{offset} + {n} * {isz}].view({dt})")
+        elif m.kind == "vector":  # (R, pitch) rows -> (n, R)
+            lines.append(f"{local} = {whole}.reshape({rows}, {pitch} // {isz})[:, :{n}].T")
+        else:  # (C, R, pitch) sub-columns -> (n, R, C)
+            lines.append(f"{local} = {whole}.reshape({cols}, {rows}, {pitch} // {isz})"
+                         f"[:, :, :{n}].T")
         following = f"{prefix}_o{k + 1}"
         lines.append(f"{following} = {offset} + {size}")
         offset = following
     return "\n".join(lines) + "\n"
 
 
-def expand_views(fdef: ast.FunctionDef, views: dict[str, ViewParam], where: str) -> None:
+def expand_views(fdef: ast.FunctionDef, views: dict[str, ViewParam], where: str,
+                 unsupported: frozenset[np.dtype] = frozenset()) -> None:
     """Replace each view parameter of ``fdef`` by its buffer, size and capacity,
-    and its member accesses by the arrays a prologue builds."""
+    and its member accesses by the arrays a prologue builds; a used member of
+    a dtype in ``unsupported`` (the backend cannot index it) is an error."""
     new_args: list[ast.arg] = []
     prologue: list[ast.stmt] = []
     for k, arg in enumerate(fdef.args.args):
@@ -646,7 +663,13 @@ def expand_views(fdef: ast.FunctionDef, views: dict[str, ViewParam], where: str)
         new_args += [ast.arg(arg=f"{prefix}_{part}") for part in ("buffer", "size", "capacity")]
         rewriter = _ViewRewriter(arg.arg, prefix, spec, where)
         fdef.body = [rewriter.visit(stmt) for stmt in fdef.body]
-        prologue += ast.parse(_view_prologue(prefix, spec)).body
+        for name in sorted(rewriter.used):
+            dtype = spec.layout.member(name).dtype
+            if dtype in unsupported:
+                raise KernelError(f"{where}: member {arg.arg}.{name} is {dtype}, which this "
+                                  f"backend's compiler cannot index; use another dtype or "
+                                  f"another backend")
+        prologue += ast.parse(_view_prologue(prefix, spec, rewriter.used)).body
     fdef.args.args = new_args
     for stmt in prologue:
         for sub in ast.walk(stmt):

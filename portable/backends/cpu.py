@@ -58,7 +58,8 @@ def cpu_dialect(ndim: int) -> Dialect:
     return Dialect(ndim, index, _CPU_CALLS,
                    {"__pt_np__": np, "__pt_atomics__": cpu_atomics,
                     "__pt_noop__": numba.njit(_noop), "__pt_nonneg__": cpu_hints.nonnegative},
-                   index_hint="__pt_nonneg__")
+                   index_hint="__pt_nonneg__",
+                   unsupported_dtypes=frozenset({np.dtype(np.float16)}))
 
 
 class CpuStream:
@@ -232,11 +233,14 @@ class CpuBackend(Backend):
                         driver(blocks, elements, *args)
                 else:
                     driver(blocks, elements, *args)
-            except IndexError as err:
-                if not checked:
+            except (IndexError, SystemError) as err:
+                # the parallel driver hands a kernel's IndexError on as the cause
+                # of a SystemError
+                cause = err if isinstance(err, IndexError) else err.__cause__
+                if not (checked and isinstance(cause, IndexError)):
                     raise
                 raise RangeError(f"kernel {kernel.__name__}: an element index is out of "
-                                 f"range ({err}); {BOUNDSCHECK_VAR}=1 checks every array "
+                                 f"range ({cause}); {BOUNDSCHECK_VAR}=1 checks every array "
                                  f"access on the CPU backends") from None
         queue.native.submit(run)
 

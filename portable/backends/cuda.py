@@ -71,6 +71,18 @@ class CudaEvent:
         return 0.0 if self.simulated else self.event.elapsed_time(end.event)
 
 
+class ReadOnlyDeviceArray:
+    """A device array exposed through ``__cuda_array_interface__`` as read-only,
+    so kernels are compiled with a read-only type for it."""
+
+    __slots__ = ("__cuda_array_interface__",)
+
+    def __init__(self, array: Any) -> None:
+        cai = dict(array.__cuda_array_interface__)
+        cai["data"] = (cai["data"][0], True)
+        self.__cuda_array_interface__ = cai
+
+
 class CudaBackend(Backend):
     """NVIDIA GPUs through numba-cuda."""
 
@@ -251,6 +263,18 @@ class CudaBackend(Backend):
             return self.cuda.device_array(shape, dtype)
         from numba.cuda.cudadrv.devicearray import DeviceNDArray
         return DeviceNDArray(shape, strides, dtype, gpu_data=buffer.gpu_data.view(offset))
+
+    def readonly(self, array: Any) -> Any:
+        if self.simulated:  # the simulator does not type arrays
+            return array
+        return ReadOnlyDeviceArray(array)
+
+    def dlpack_export(self, array: Any) -> Any:
+        if self.simulated:
+            raise PortableError("DLPack export needs a real GPU; the CUDA simulator's "
+                                "arrays have no device memory")
+        from cuda.core.utils import StridedMemoryView
+        return StridedMemoryView.from_cuda_array_interface(array, stream_ptr=-1)
 
     def launch(self, queue: Queue, workdiv: WorkDiv, kernel: Kernel,
                args: Sequence[Any], views: tuple[tuple[int, ViewParam], ...] = ()) -> None:
