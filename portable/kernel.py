@@ -193,9 +193,7 @@ def launch(queue: Queue, workdiv: WorkDiv, kernel: Kernel, *args: Any) -> None:
                     f"collection.to(q, pt.get_device({device.backend.name!r})), q a queue on "
                     f"{home if home.backend.is_gpu else device}")
             views.append((index, ViewParam(value.layout, value.readonly)))
-            prepared += [backend.prepare_arg(kernel, f"{name}.{part}", part_value)
-                         for part, part_value in zip(("buffer", "size", "capacity"),
-                                                     value.kernel_args())]
+            prepared.append(value)  # the backend passes what its kernel takes of it
         else:
             prepared.append(backend.prepare_arg(kernel, name, value))
     backend.launch(queue, workdiv, kernel, prepared, tuple(views))

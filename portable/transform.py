@@ -65,6 +65,9 @@ class Dialect:
     #: dtypes the backend's compiler cannot index (collection members of these
     #: types are an error when a kernel uses them)
     unsupported_dtypes: frozenset[np.dtype] = frozenset()
+    #: whether a view's used members are passed as parameters of their own
+    #: (else the view's buffer is, and a prologue builds the member arrays)
+    view_members_as_params: bool = False
 
 
 class _Placeholder(ast.NodeTransformer):
@@ -447,10 +450,11 @@ def build_function(parsed: ParsedFunction, dialect: Dialect,
     """
     tree = copy.deepcopy(parsed.tree)
     fdef = tree.body[0]
+    used_by: dict[str, tuple[str, ...]] = {}
     if views:
         first = 1 if parsed.acc is not None else 0
-        expand_views(fdef, {parsed.params[first + i]: spec for i, spec in views},
-                     parsed.where, dialect.unsupported_dtypes)
+        used_by = expand_views(fdef, {parsed.params[first + i]: spec for i, spec in views},
+                               parsed.where, dialect)
     if parsed.acc is not None:
         rewriter = _AccRewriter(parsed.acc, dialect, parsed.where)
         fdef.body = [s for stmt in fdef.body
@@ -472,7 +476,10 @@ def build_function(parsed: ParsedFunction, dialect: Dialect,
     ast.fix_missing_locations(tree)
     code = compile(tree, parsed.filename, "exec")
     exec(code, namespace)  # defines the rewritten function in ``namespace``
-    return namespace[fdef.name]
+    built = namespace[fdef.name]
+    #: per view parameter, the members the function uses (see expand_views)
+    built.view_members = used_by
+    return built
 
 
 def _as_list(node: Any) -> list[ast.stmt]:
@@ -648,30 +655,46 @@ def _view_prologue(prefix: str, spec: ViewParam, used: set[str]) -> str:
 
 
 def expand_views(fdef: ast.FunctionDef, views: dict[str, ViewParam], where: str,
-                 unsupported: frozenset[np.dtype] = frozenset()) -> None:
-    """Replace each view parameter of ``fdef`` by its buffer, size and capacity,
-    and its member accesses by the arrays a prologue builds; a used member of
-    a dtype in ``unsupported`` (the backend cannot index it) is an error."""
+                 dialect: Dialect) -> dict[str, tuple[str, ...]]:
+    """Replace each view parameter of ``fdef`` and rewrite its member accesses.
+
+    With ``dialect.view_members_as_params`` every member the kernel uses
+    becomes a parameter of its own (the host passes the member's array, built
+    from the buffer's pointer with no per-thread work: GPUs, where a per-thread
+    prologue would cost bandwidth); otherwise the view becomes its buffer, and
+    a prologue builds the used members' arrays from it (CPU: once per block).
+    Size and capacity are parameters in both cases. Returns, per view
+    parameter, the members used, in layout order. A used member of a dtype the
+    backend cannot index is an error.
+    """
     new_args: list[ast.arg] = []
     prologue: list[ast.stmt] = []
+    used_by: dict[str, tuple[str, ...]] = {}
     for k, arg in enumerate(fdef.args.args):
         spec = views.get(arg.arg)
         if spec is None:
             new_args.append(arg)
             continue
         prefix = f"__pt_v{k}"
-        new_args += [ast.arg(arg=f"{prefix}_{part}") for part in ("buffer", "size", "capacity")]
         rewriter = _ViewRewriter(arg.arg, prefix, spec, where)
         fdef.body = [rewriter.visit(stmt) for stmt in fdef.body]
-        for name in sorted(rewriter.used):
+        used = tuple(m.name for m in spec.layout.members() if m.name in rewriter.used)
+        for name in used:
             dtype = spec.layout.member(name).dtype
-            if dtype in unsupported:
+            if dtype in dialect.unsupported_dtypes:
                 raise KernelError(f"{where}: member {arg.arg}.{name} is {dtype}, which this "
                                   f"backend's compiler cannot index; use another dtype or "
                                   f"another backend")
-        prologue += ast.parse(_view_prologue(prefix, spec, rewriter.used)).body
+        used_by[arg.arg] = used
+        if dialect.view_members_as_params:
+            parts = [*used, "size", "capacity"]
+        else:
+            parts = ["buffer", "size", "capacity"]
+            prologue += ast.parse(_view_prologue(prefix, spec, rewriter.used)).body
+        new_args += [ast.arg(arg=f"{prefix}_{part}") for part in parts]
     fdef.args.args = new_args
     for stmt in prologue:
         for sub in ast.walk(stmt):
             ast.copy_location(sub, fdef.body[0])
     fdef.body = prologue + fdef.body
+    return used_by

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from ..backend import Backend, register
+from ..collection import View
 from ..device import Device, DeviceLimits
 from ..errors import LaunchError, RangeError
 from ..kernel import DeviceFunction, Kernel, global_resolver
@@ -223,6 +224,8 @@ class CpuBackend(Backend):
     def launch(self, queue: Queue, workdiv: WorkDiv, kernel: Kernel,
                args: Sequence[Any], views: tuple[tuple[int, ViewParam], ...] = ()) -> None:
         checked = os.environ.get(BOUNDSCHECK_VAR, "") not in ("", "0")
+        args = [part for value in args
+                for part in (value.kernel_args() if isinstance(value, View) else (value,))]
         driver = self._driver(kernel, workdiv.ndim, len(args), views, checked)
         blocks, elements = workdiv.blocks, workdiv.elements
 

@@ -50,7 +50,8 @@ def cuda_dialect(key: tuple[int, tuple[int, ...]]) -> Dialect:
         if kind == "thread_elements":
             return str(elements[d])
         return f"__pt_cuda__.{_BUILTINS[kind]}.{_AXES[ndim - 1 - d]}"
-    return Dialect(ndim, index, _CUDA_CALLS, {"__pt_cuda__": cuda})
+    return Dialect(ndim, index, _CUDA_CALLS, {"__pt_cuda__": cuda},
+                   view_members_as_params=True)
 
 
 class CudaEvent:
@@ -245,12 +246,17 @@ class CudaBackend(Backend):
         return self.cuda.jit(py, device=True)
 
     def _dispatcher(self, kernel: Kernel, key: tuple[int, tuple[int, ...]],
-                    views: tuple[tuple[int, ViewParam], ...]) -> Any:
+                    views: tuple[tuple[int, ViewParam], ...]) -> tuple[Any, list[Any]]:
+        """The numba dispatcher for ``kernel`` and, per argument, the members
+        used of it when it is a view (``None`` otherwise)."""
         found = kernel.compiled.get((self.name, key, views))
         if found is None:
             py = build_function(kernel.parsed, cuda_dialect(key), global_resolver(self, key),
                                 drop_acc=True, views=views)
-            found = kernel.compiled[(self.name, key, views)] = self.cuda.jit(py)
+            members: list[Any] = [None] * len(kernel.params)
+            for index, _ in views:
+                members[index] = py.view_members[kernel.params[index]]
+            found = kernel.compiled[(self.name, key, views)] = (self.cuda.jit(py), members)
         return found
 
     def strided_view(self, buffer: Any, offset: int, shape: tuple[int, ...],
@@ -279,18 +285,18 @@ class CudaBackend(Backend):
     def launch(self, queue: Queue, workdiv: WorkDiv, kernel: Kernel,
                args: Sequence[Any], views: tuple[tuple[int, ViewParam], ...] = ()) -> None:
         key = (workdiv.ndim, workdiv.elements)
-        dispatcher = self._dispatcher(kernel, key, views)
+        dispatcher, members = self._dispatcher(kernel, key, views)
         grid, block = workdiv.blocks[::-1], workdiv.threads[::-1]
         if self.simulated:
-            dispatcher[grid, block, queue.native](*args)
+            dispatcher[grid, block, queue.native](*_expand_views(args, members))
             return
         if self._marshaller is None:
             self._marshaller, self._launch_cache = Marshaller(), LaunchCache()
-        marshalled = self._marshaller.marshal(args)
+        marshalled = self._marshaller.marshal(args, members)
         index = queue.device.index
         if marshalled is None:  # an argument kind only numba knows
             with self.cuda.gpus[index]:
-                dispatcher[grid, block, queue.native](*args)
+                dispatcher[grid, block, queue.native](*_expand_views(args, members))
             return
         types, params = marshalled
         compiled = self._compiled.get((dispatcher, types))
@@ -307,6 +313,20 @@ class CudaBackend(Backend):
             with self.cuda.gpus[index]:
                 cache.launch(stream, cache.config(grid, block), cache.handle(compiled, index),
                              *params)
+
+
+def _expand_views(args: Sequence[Any], members: Sequence[Any]) -> list[Any]:
+    """Arguments with each view replaced by its used members' arrays, its size
+    and its capacity (numba's own launch path and the simulator)."""
+    expanded: list[Any] = []
+    for value, used in zip(args, members):
+        if used is None:
+            expanded.append(value)
+        else:
+            collection = value.collection
+            expanded += [collection.column(name) for name in used]
+            expanded += [collection.size, collection.capacity]
+    return expanded
 
 
 def _device_name(dev: Any) -> str:

@@ -42,14 +42,19 @@ class Marshaller:
         self._python_types = {int: self._typeof(1), float: self._typeof(1.0),
                               bool: self._typeof(True)}
         self._dtype_types: dict[np.dtype, Any] = {}
+        self._member_types: dict[tuple[Any, str, bool], Any] = {}
 
-    def marshal(self, args: Sequence[Any]) -> tuple[tuple[Any, ...], list[Any]] | None:
+    def marshal(self, args: Sequence[Any], members: Sequence[tuple[str, ...] | None]
+                ) -> tuple[tuple[Any, ...], list[Any]] | None:
         """``(numba types, kernel parameters)``, or ``None`` if some argument
-        needs numba's own launch path."""
+        needs numba's own launch path. ``members[i]`` lists the members the
+        kernel uses of argument ``i`` when that argument is a collection view."""
         types, params = [], []
-        for value in args:
+        for value, used in zip(args, members):
             kind = type(value)
-            if kind is self._device_array or isinstance(value, self._device_array):
+            if used is not None:
+                self._view(value, used, types, params)
+            elif kind is self._device_array or isinstance(value, self._device_array):
                 types.append(value._numba_type_)
                 params += (0, 0, value.size, value.dtype.itemsize,
                            value.device_ctypes_pointer.value or 0, *value.shape,
@@ -81,6 +86,46 @@ class Marshaller:
                 types.append(self._typeof_cai(cai, None))
                 params += _cai_params(cai)
         return tuple(types), params
+
+
+    def _view(self, view: Any, used: tuple[str, ...], types: list[Any],
+              params: list[Any]) -> None:
+        """A view's used members, each an array parameter pointing into the
+        collection's buffer, then its size and capacity."""
+        collection = view.collection
+        layout, n = collection.layout, collection.size
+        geometry = layout.geometry(collection.capacity)
+        base = collection.buffer.device_ctypes_pointer.value or 0
+        for name in used:
+            g = geometry[name]
+            key = (layout, name, view.readonly)
+            found = self._member_types.get(key)
+            if found is None:
+                found = self._member_types[key] = _member_type(g, view.readonly)
+            types.append(found)
+            isz = g.itemsize
+            if g.kind == "scalar":
+                params += (0, 0, 1, isz, base + g.offset, 1, isz)
+            elif g.kind == "column":
+                params += (0, 0, n, isz, base + g.offset, n, isz)
+            elif g.kind == "vector":
+                params += (0, 0, n * g.rows, isz, base + g.offset, n, g.rows, isz,
+                           g.pitch_bytes)
+            else:
+                params += (0, 0, n * g.rows * g.cols, isz, base + g.offset, n, g.rows,
+                           g.cols, isz, g.pitch_bytes, g.rows * g.pitch_bytes)
+        types += (self._python_types[int], self._python_types[int])
+        params += (ctypes.c_int64(n), ctypes.c_int64(collection.capacity))
+
+
+def _member_type(g: Any, readonly: bool) -> Any:
+    """The numba type of a collection member's array: C-contiguous for columns
+    and scalars, strided for vectors and matrices."""
+    from numba.cuda import types
+    from numba.cuda.np import numpy_support
+    ndim = {"scalar": 1, "column": 1, "vector": 2, "matrix": 3}[g.kind]
+    layout = "C" if ndim == 1 else "A"
+    return types.Array(numpy_support.from_dtype(g.dtype), ndim, layout, readonly=readonly)
 
 
 def _cai_params(cai: dict[str, Any]) -> list[Any]:
