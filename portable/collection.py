@@ -18,9 +18,10 @@ Kernels take a whole collection as **one** argument, a view::
 
     pt.launch(queue, workdiv, fill, collection.view(), 2.0)
 
-A view reaches the kernel as its buffer, size and capacity (three plain
-arguments, whatever the number of columns); the kernel's source builds the
-typed column arrays from them once per thread.
+The kernel is compiled for the members it uses: on the CPU backends it gets
+the view's buffer, size and capacity and builds those members' arrays once per
+block; on CUDA each used member arrives as an array parameter built on the host
+from the buffer's address (no per-thread work), then the size and capacity.
 """
 from __future__ import annotations
 
@@ -264,7 +265,7 @@ class MultiCollection:
         >>> Tracks = Layout.define("Tracks", [("pt", column(np.float64))])
         >>> both = pt.MultiCollection([(Hits, 100), (Tracks, 7)], pt.get_device("cpu_serial"))
         >>> both.nbytes, both[1].size, both[1].layout.__name__
-        (512, 7, 'Tracks')
+        (640, 7, 'Tracks')
     """
 
     def __init__(self, blocks: Iterable[tuple[type[Layout], int]],
