@@ -203,62 +203,13 @@ def gpu_section(gpu: common.GpuInfo, n: int, sets: int, repeat: int,
     full_blocks = -(-n // THREADS)
     e4_blocks = -(-n // (THREADS * 4))
     rng = np.random.default_rng(12345)
-    torch, torch_why = common.torch_cuda()
-    cupy, cupy_why = common.cupy_cuda()
-    skipped: dict[str, str] = {}
-    if torch is None:
-        skipped["torch"] = torch_why or "unavailable"
-    if cupy is None:
-        skipped["cupy"] = cupy_why or "unavailable"
-
-    def sync_all() -> None:
-        cuda.synchronize()  # the whole context: numba, torch and CuPy streams alike
-
-    def to_dev(host: np.ndarray) -> Any:
-        buf = pt.alloc_buffer(dev, host.shape, host.dtype)
-        pt.memcpy(q, buf, host)
-        return buf
+    torch, cupy, skipped = common.gpu_references()
 
     # -- the ceiling: device-to-device copies ------------------------------------------
-    copy_bytes = 2 * n * 4
-    copies: dict[str, Any] = {}
-    srcs = [to_dev(rng.random(n, dtype=np.float32)) for _ in range(sets)]
-    dsts = [pt.alloc_buffer(dev, n, np.float32) for _ in range(sets)]
-    q.synchronize()
-    ms = common.time_gpu(lambda k: dsts[k % sets].copy_to_device(srcs[k % sets], stream=stream),
-                         timer, repeat=repeat, warmup=warmup)
-    copies["numba copy_to_device"] = {"time": common.summarize(ms, "ms")}
-    if not np.array_equal(dsts[0].copy_to_host(), srcs[0].copy_to_host()):
-        raise RuntimeError("device-to-device copy check failed")
-    if torch is not None:
-        try:
-            ts = [torch.as_tensor(s, device="cuda") for s in srcs]
-            td = [torch.as_tensor(d, device="cuda") for d in dsts]
-            sync_all()
-            ms = common.time_gpu(lambda k: td[k % sets].copy_(ts[k % sets]),
-                                 common.TorchTimer(torch), repeat=repeat, warmup=warmup)
-            copies["torch copy_"] = {"time": common.summarize(ms, "ms")}
-        except Exception as err:  # noqa: BLE001
-            skipped["torch copy"] = f"failed: {type(err).__name__}: {err}"
-    if cupy is not None:
-        try:
-            cstream = cupy.cuda.Stream(non_blocking=True)
-            with cstream:
-                cs = [cupy.asarray(s) for s in srcs]
-                cd = [cupy.asarray(d) for d in dsts]
-                sync_all()
-                ms = common.time_gpu(lambda k: cupy.copyto(cd[k % sets], cs[k % sets]),
-                                     common.CupyTimer(cupy, cstream), repeat=repeat,
-                                     warmup=warmup)
-            copies["cupy copyto"] = {"time": common.summarize(ms, "ms")}
-        except Exception as err:  # noqa: BLE001
-            skipped["cupy copy"] = f"failed: {type(err).__name__}: {err}"
-    sync_all()
-    del srcs, dsts
-    for name, s in copies.items():
-        s["TB/s"] = common.rate_summary(s["time"], copy_bytes, "TB/s", 1e12)
-    ceiling_name = max(copies, key=lambda k: copies[k]["TB/s"]["median"] or 0.0)
-    ceiling = copies[ceiling_name]["TB/s"]["median"]
+    copy, copy_skipped = common.copy_ceiling(dev, q, timer, n, sets, repeat=repeat,
+                                             warmup=warmup, rng=rng, torch=torch, cupy=cupy)
+    skipped.update(copy_skipped)
+    ceiling = copy["ceiling_TB/s"]
 
     cupy_mod = None
     if cupy is not None:
@@ -272,7 +223,7 @@ def gpu_section(gpu: common.GpuInfo, n: int, sets: int, repeat: int,
         cols_host = [[rng.random(n, dtype=np.float32) for _ in range(spec["inputs"])]
                      for _ in range(sets)]
         want = reference(case, cols_host[0])
-        cols = [[to_dev(c) for c in s] for s in cols_host]
+        cols = [[common.to_device(dev, q, c) for c in s] for s in cols_host]
         outs = [pt.alloc_buffer(dev, n, np.float32) for _ in range(sets)]
         q.synchronize()
         del cols_host
@@ -363,11 +314,11 @@ def gpu_section(gpu: common.GpuInfo, n: int, sets: int, repeat: int,
         for v in variants:
             entry: dict[str, Any] = {"kind": v["kind"], "config": v["config"]}
             try:
-                sync_all()
+                common.sync_all()
                 pt.memset(q, outs[0], 0xFF)  # NaN: an unwritten element fails the check
                 q.synchronize()
                 v["run"](0)
-                sync_all()
+                common.sync_all()
                 ok, worst = check(outs[0].copy_to_host(), want)
                 entry["verified"] = ok
                 entry["max_rel_error"] = worst
@@ -382,7 +333,7 @@ def gpu_section(gpu: common.GpuInfo, n: int, sets: int, repeat: int,
                 entry["error"] = f"{type(err).__name__}: {err}"
                 common.note(f"{case} / {v['name']} failed: {entry['error']}")
             results[v["name"]] = entry
-        sync_all()
+        common.sync_all()
         pd = results["portable default"]
         met = None if gpu.simulated else (  # simulator timings are not measurements
             pd.get("verified") is True and pd.get("pct_of_copy") is not None
@@ -395,16 +346,14 @@ def gpu_section(gpu: common.GpuInfo, n: int, sets: int, repeat: int,
             "analysis": analysis(case, results, small_blocks, occ_blocks, n),
         }
         del cols, outs, args, variants
-        sync_all()
+        common.sync_all()
 
     return {"n": n, "sets": sets, "threads_per_block": THREADS, "sm_count": sm,
             "max_threads_per_sm": gpu.max_threads_per_sm, "l2_bytes": gpu.l2_bytes,
             "inputs_fit_in_l2": bool(gpu.l2_bytes and sets * 16 * n <= gpu.l2_bytes),
             "small_grid_blocks": small_blocks, "occupancy_grid_blocks": occ_blocks,
             "full_grid_blocks": full_blocks,
-            "copy": {"bytes_per_copy": copy_bytes, "variants": copies,
-                     "ceiling": ceiling_name, "ceiling_TB/s": ceiling},
-            "kernels": kernels, "skipped": skipped,
+            "copy": copy, "kernels": kernels, "skipped": skipped,
             "anchors_h100": {"copy_TB/s": 2.93, "numba_norm_grid_stride_TB/s": 1.54,
                              "torch_norm_eager_TB/s": 0.84, "numba_saxpy_TB/s": 2.64,
                              "torch_saxpy_TB/s": 2.93}}

@@ -57,7 +57,7 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 import common  # noqa: E402
-from workloads import soa_norm  # noqa: E402
+from workloads import njit_norm, njit_norm_parallel, soa_norm  # noqa: E402
 import portable as pt  # noqa: E402
 
 warnings.filterwarnings("ignore", message=r".*Grid size .* will likely result in GPU under-utilization.*")
@@ -99,19 +99,8 @@ def norm_view(acc, v):
         v.r[i] = math.sqrt(v.x[i] * v.x[i] + v.y[i] * v.y[i] + v.z[i] * v.z[i])
 
 
-# norm over separate arrays: workloads.soa_norm (x, y, z, r), the kernel bandwidth.py uses
-
-
-@numba.njit(nogil=True)
-def njit_norm(x, y, z, r):
-    for i in range(x.size):
-        r[i] = math.sqrt(x[i] * x[i] + y[i] * y[i] + z[i] * z[i])
-
-
-@numba.njit(parallel=True, nogil=True)
-def njit_norm_parallel(x, y, z, r):
-    for i in numba.prange(x.size):
-        r[i] = math.sqrt(x[i] * x[i] + y[i] * y[i] + z[i] * z[i])
+# norm over separate arrays: workloads.soa_norm (x, y, z, r), the kernel bandwidth.py uses;
+# its raw njit twins: workloads.njit_norm, workloads.njit_norm_parallel
 
 
 # ----------------------------------------------------------------------------- raw numba-cuda
@@ -253,64 +242,13 @@ def gpu_bandwidth_section(gpu: common.GpuInfo, n: int, sets: int, repeat: int,
     timer = common.NumbaTimer(cuda, stream)
     full_blocks = -(-n // THREADS)
     rng = np.random.default_rng(2024)
-    torch, torch_why = common.torch_cuda()
-    cupy, cupy_why = common.cupy_cuda()
-    skipped: dict[str, str] = {}
-    if torch is None:
-        skipped["torch"] = torch_why or "unavailable"
-    if cupy is None:
-        skipped["cupy"] = cupy_why or "unavailable"
+    torch, cupy, skipped = common.gpu_references()
 
-    def sync_all() -> None:
-        cuda.synchronize()  # the whole context: numba, torch and CuPy streams alike
-
-    def to_dev(host: np.ndarray) -> Any:
-        buf = pt.alloc_buffer(dev, host.shape, host.dtype)
-        pt.memcpy(q, buf, host)
-        return buf
-
-    # -- the ceiling: device-to-device copies (as bandwidth.py) ------------------------
-    copy_bytes = 2 * n * 4
-    copies: dict[str, Any] = {}
-    srcs = [to_dev(rng.random(n, dtype=np.float32)) for _ in range(sets)]
-    dsts = [pt.alloc_buffer(dev, n, np.float32) for _ in range(sets)]
-    q.synchronize()
-    ms = common.time_gpu(lambda k: dsts[k % sets].copy_to_device(srcs[k % sets], stream=stream),
-                         timer, repeat=repeat, warmup=warmup)
-    copies["numba copy_to_device"] = {"time": common.summarize(ms, "ms")}
-    if not np.array_equal(dsts[0].copy_to_host(), srcs[0].copy_to_host()):
-        raise RuntimeError("device-to-device copy check failed")
-    if torch is not None:
-        try:
-            ts = [torch.as_tensor(s, device="cuda") for s in srcs]
-            td = [torch.as_tensor(d, device="cuda") for d in dsts]
-            sync_all()
-            ms = common.time_gpu(lambda k: td[k % sets].copy_(ts[k % sets]),
-                                 common.TorchTimer(torch), repeat=repeat, warmup=warmup)
-            copies["torch copy_"] = {"time": common.summarize(ms, "ms")}
-            del ts, td
-        except Exception as err:  # noqa: BLE001
-            skipped["torch copy"] = f"failed: {type(err).__name__}: {err}"
-    if cupy is not None:
-        try:
-            cstream = cupy.cuda.Stream(non_blocking=True)
-            with cstream:
-                cs = [cupy.asarray(s) for s in srcs]
-                cd = [cupy.asarray(d) for d in dsts]
-                sync_all()
-                ms = common.time_gpu(lambda k: cupy.copyto(cd[k % sets], cs[k % sets]),
-                                     common.CupyTimer(cupy, cstream), repeat=repeat,
-                                     warmup=warmup)
-            copies["cupy copyto"] = {"time": common.summarize(ms, "ms")}
-            del cs, cd
-        except Exception as err:  # noqa: BLE001
-            skipped["cupy copy"] = f"failed: {type(err).__name__}: {err}"
-    sync_all()
-    del srcs, dsts
-    for s in copies.values():
-        s["TB/s"] = common.rate_summary(s["time"], copy_bytes, "TB/s", 1e12)
-    ceiling_name = max(copies, key=lambda name: copies[name]["TB/s"]["median"] or 0.0)
-    ceiling = copies[ceiling_name]["TB/s"]["median"]
+    # -- the ceiling: device-to-device copies (common.copy_ceiling, as bandwidth.py) ----
+    copy, copy_skipped = common.copy_ceiling(dev, q, timer, n, sets, repeat=repeat,
+                                             warmup=warmup, rng=rng, torch=torch, cupy=cupy)
+    skipped.update(copy_skipped)
+    ceiling = copy["ceiling_TB/s"]
 
     # -- the data: per set, one collection (x, y, z, r) and four separate arrays --------
     host_dev = pt.get_device("cpu_serial")
@@ -325,7 +263,8 @@ def gpu_bandwidth_section(gpu: common.GpuInfo, n: int, sets: int, repeat: int,
         hostc.column("z")[:] = zs
         hostc.column("r")[:] = np.nan
         colls.append(hostc.to(q))  # one memcpy of the whole buffer
-        arrays.append([to_dev(xs), to_dev(ys), to_dev(zs), pt.alloc_buffer(dev, n, np.float32)])
+        arrays.append([common.to_device(dev, q, xs), common.to_device(dev, q, ys),
+                       common.to_device(dev, q, zs), pt.alloc_buffer(dev, n, np.float32)])
         q.synchronize()  # before the host arrays are refilled
         del xs, ys, zs
     del hostc
@@ -368,11 +307,11 @@ def gpu_bandwidth_section(gpu: common.GpuInfo, n: int, sets: int, repeat: int,
     for v in variants:
         entry: dict[str, Any] = {"kind": v["kind"], "config": v["config"]}
         try:
-            sync_all()
+            common.sync_all()
             v["out"]("poison")
             q.synchronize()
             v["run"](0)
-            sync_all()
+            common.sync_all()
             ok, worst = check(np.asarray(v["out"]("read")), want)
             entry["verified"] = ok
             entry["max_rel_error"] = worst
@@ -387,7 +326,7 @@ def gpu_bandwidth_section(gpu: common.GpuInfo, n: int, sets: int, repeat: int,
             entry["error"] = f"{type(err).__name__}: {err}"
             common.note(f"norm / {v['name']} failed: {entry['error']}")
         results[v["name"]] = entry
-    sync_all()
+    common.sync_all()
 
     def tbs(name: str) -> float | None:
         return results.get(name, {}).get("TB/s", {}).get("median")
@@ -427,12 +366,11 @@ def gpu_bandwidth_section(gpu: common.GpuInfo, n: int, sets: int, repeat: int,
                                                tbs("portable arrays (collection columns)")),
     }
     del variants, views, coll_cols, colls, arrays
-    sync_all()
+    common.sync_all()
     return {"n": n, "sets": sets, "threads_per_block": THREADS, "bytes_per_row": 16,
             "bytes_per_launch": bytes_moved, "workdiv": str(wd),
             "collection_bytes": XYZR.byte_size(n),
-            "copy": {"bytes_per_copy": copy_bytes, "variants": copies,
-                     "ceiling": ceiling_name, "ceiling_TB/s": ceiling},
+            "copy": copy,
             "variants": results, "targets": targets, "ratios": ratios, "skipped": skipped}
 
 

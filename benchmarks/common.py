@@ -402,6 +402,93 @@ def time_gpu(run: Callable[[int], Any], timer: Any, *, repeat: int, warmup: int,
     return samples
 
 
+# ----------------------------------------------------------------------------- GPU bandwidth
+def gpu_references() -> tuple[Any, Any, dict[str, str]]:
+    """(torch or None, cupy or None, skipped): the optional GPU libraries, with the reason
+    for each one that is unavailable (keys "torch", "cupy")."""
+    torch, torch_why = torch_cuda()
+    cupy, cupy_why = cupy_cuda()
+    skipped: dict[str, str] = {}
+    if torch is None:
+        skipped["torch"] = torch_why or "unavailable"
+    if cupy is None:
+        skipped["cupy"] = cupy_why or "unavailable"
+    return torch, cupy, skipped
+
+
+def sync_all() -> None:
+    """Synchronize the whole CUDA context: numba, torch and CuPy streams alike."""
+    from numba import cuda
+    cuda.synchronize()
+
+
+def to_device(dev: Any, queue: Any, host: np.ndarray) -> Any:
+    """A new portable buffer on ``dev`` holding a copy of ``host`` (enqueued on ``queue``)."""
+    import portable as pt
+    buf = pt.alloc_buffer(dev, host.shape, host.dtype)
+    pt.memcpy(queue, buf, host)
+    return buf
+
+
+def copy_ceiling(dev: Any, queue: Any, timer: NumbaTimer, n: int, sets: int, *, repeat: int,
+                 warmup: int, rng: np.random.Generator, torch: Any = None,
+                 cupy: Any = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """The bandwidth ceiling: device-to-device copies of ``n`` float32, read + written.
+
+    numba ``copy_to_device`` on ``queue``'s stream (timed with ``timer``, a
+    :class:`NumbaTimer` on that stream; checked once), and, when given, torch ``copy_``
+    and CuPy ``copyto`` on the same buffers; ``sets`` source/destination pairs rotated,
+    the sources drawn from ``rng``. Returns ``({"bytes_per_copy", "variants",
+    "ceiling", "ceiling_TB/s"}, skipped)``: the ceiling is the copy with the best median
+    TB/s; ``skipped`` holds a reason for each torch / CuPy copy that failed.
+    """
+    import portable as pt
+    stream = queue.native
+    copy_bytes = 2 * n * 4
+    copies: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    srcs = [to_device(dev, queue, rng.random(n, dtype=np.float32)) for _ in range(sets)]
+    dsts = [pt.alloc_buffer(dev, n, np.float32) for _ in range(sets)]
+    queue.synchronize()
+    ms = time_gpu(lambda k: dsts[k % sets].copy_to_device(srcs[k % sets], stream=stream),
+                  timer, repeat=repeat, warmup=warmup)
+    copies["numba copy_to_device"] = {"time": summarize(ms, "ms")}
+    if not np.array_equal(dsts[0].copy_to_host(), srcs[0].copy_to_host()):
+        raise RuntimeError("device-to-device copy check failed")
+    if torch is not None:
+        try:
+            ts = [torch.as_tensor(s, device="cuda") for s in srcs]
+            td = [torch.as_tensor(d, device="cuda") for d in dsts]
+            sync_all()
+            ms = time_gpu(lambda k: td[k % sets].copy_(ts[k % sets]),
+                          TorchTimer(torch), repeat=repeat, warmup=warmup)
+            copies["torch copy_"] = {"time": summarize(ms, "ms")}
+            del ts, td
+        except Exception as err:  # noqa: BLE001
+            skipped["torch copy"] = f"failed: {type(err).__name__}: {err}"
+    if cupy is not None:
+        try:
+            cstream = cupy.cuda.Stream(non_blocking=True)
+            with cstream:
+                cs = [cupy.asarray(s) for s in srcs]
+                cd = [cupy.asarray(d) for d in dsts]
+                sync_all()
+                ms = time_gpu(lambda k: cupy.copyto(cd[k % sets], cs[k % sets]),
+                              CupyTimer(cupy, cstream), repeat=repeat, warmup=warmup)
+            copies["cupy copyto"] = {"time": summarize(ms, "ms")}
+            del cs, cd
+        except Exception as err:  # noqa: BLE001
+            skipped["cupy copy"] = f"failed: {type(err).__name__}: {err}"
+    sync_all()
+    del srcs, dsts
+    for s in copies.values():
+        s["TB/s"] = rate_summary(s["time"], copy_bytes, "TB/s", 1e12)
+    ceiling_name = max(copies, key=lambda name: copies[name]["TB/s"]["median"] or 0.0)
+    ceiling = copies[ceiling_name]["TB/s"]["median"]
+    return ({"bytes_per_copy": copy_bytes, "variants": copies, "ceiling": ceiling_name,
+             "ceiling_TB/s": ceiling}, skipped)
+
+
 # ----------------------------------------------------------------------------- output
 def fmt(value: Any, digits: int = 3) -> str:
     if value is None:

@@ -32,7 +32,8 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 import common  # noqa: E402
-from workloads import njit_saxpy, njit_saxpy_parallel, saxpy, soa_norm  # noqa: E402
+from workloads import (njit_norm, njit_norm_parallel, njit_saxpy,  # noqa: E402
+                       njit_saxpy_parallel, saxpy, soa_norm)
 import portable as pt  # noqa: E402
 
 HEAVY_TERMS = 8
@@ -74,18 +75,6 @@ def njit_heavy(x, out):
 def njit_heavy_parallel(x, out):
     for i in numba.prange(x.size):
         out[i] = _heavy_elem(x[i])
-
-
-@numba.njit(nogil=True)
-def njit_norm(x, y, z, r):
-    for i in range(x.size):
-        r[i] = math.sqrt(x[i] * x[i] + y[i] * y[i] + z[i] * z[i])
-
-
-@numba.njit(parallel=True, nogil=True)
-def njit_norm_parallel(x, y, z, r):
-    for i in numba.prange(x.size):
-        r[i] = math.sqrt(x[i] * x[i] + y[i] * y[i] + z[i] * z[i])
 
 
 def make_case(name: str, n: int, rng: np.random.Generator) -> dict[str, Any]:
