@@ -19,7 +19,7 @@ test: test-cpu test-cuda-sim
 
 # every test, on the CPU backends (and on a GPU if one is present)
 test-cpu: $(VENV)/.installed
-	$(PY) -m pytest -q --doctest-modules tests portable kernels
+	$(PY) -m pytest -q --doctest-modules tests portable kernels ml
 
 # the CUDA backend's tests again, in Numba's CUDA simulator (its own process)
 test-cuda-sim: $(VENV)/.installed

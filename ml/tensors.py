@@ -1,0 +1,90 @@
+"""Zero-copy torch tensors over a collection's buffer.
+
+The buffer is wrapped once per collection and dtype as a flat torch tensor
+(``torch.from_numpy`` on the host, ``__cuda_array_interface__`` on a GPU); a
+block's tensor is then one ``as_strided`` call over it, so making one costs a
+few microseconds whatever the number of rows.
+"""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from portable.collection import PortableCollection
+from portable.errors import PortableError
+
+_bases: weakref.WeakKeyDictionary[PortableCollection, dict[np.dtype, Any]] = \
+    weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class BlockGeometry:
+    """Where a block's members lie: ``offsets`` in bytes, ``pitch`` in elements."""
+
+    kind: str
+    dtype: np.dtype
+    offsets: tuple[int, ...]
+    count: int
+    rows: int
+    cols: int
+    pitch: int
+    itemsize: int
+    contiguous: bool
+
+
+def torch_device(collection: PortableCollection) -> Any:
+    """The torch device of ``collection``'s memory."""
+    import torch
+    device = collection.device
+    return torch.device("cuda", device.index) if device.backend.is_gpu else torch.device("cpu")
+
+
+def flat_tensor(collection: PortableCollection, dtype: np.dtype) -> Any:
+    """The whole buffer as a 1-D tensor of ``dtype``, sharing memory (cached)."""
+    per_dtype = _bases.setdefault(collection, {})
+    found = per_dtype.get(dtype)
+    if found is None:
+        import torch
+        if collection.device.backend.is_gpu:
+            raw = torch.as_tensor(collection.buffer, device=torch_device(collection))
+        else:
+            raw = torch.from_numpy(collection.buffer)
+        found = per_dtype[dtype] = raw.view(_torch_dtype(dtype))
+    return found
+
+
+def block_tensor(collection: PortableCollection, g: BlockGeometry, start: int,
+                 stop: int) -> Any:
+    """Rows ``start:stop`` of block ``g`` as a tensor (see the table in metadata.py)."""
+    import torch
+    if not 0 <= start <= stop <= collection.size:
+        raise PortableError(f"rows {start}:{stop} are outside the collection's "
+                            f"{collection.size} rows")
+    quantum = collection.layout.alignment // g.itemsize
+    if start % quantum:
+        raise PortableError(
+            f"rows start at {start}, but tensors over {collection.layout.__name__} must start "
+            f"on a multiple of {quantum} rows (alignment {collection.layout.alignment} B / "
+            f"{g.itemsize} B items); take batches from SoAMetadata.batches()")
+    base = flat_tensor(collection, g.dtype)
+    rows, first = stop - start, g.offsets[0] // g.itemsize + start
+    if g.kind == "scalar":
+        return torch.as_strided(base, (rows, 1), (0, 1), g.offsets[0] // g.itemsize)
+    if not g.contiguous:  # asked for with copy=True: gather the columns
+        columns = [torch.as_strided(base, (rows,), (1,), off // g.itemsize + start)
+                   for off in g.offsets]
+        return torch.stack(columns, dim=1)
+    if g.kind == "column":
+        return torch.as_strided(base, (rows, g.count), (1, g.pitch), first)
+    if g.kind == "vector":
+        return torch.as_strided(base, (rows, g.count, g.rows), (1, g.rows * g.pitch, g.pitch),
+                                first)
+    return torch.as_strided(base, (rows, g.rows, g.cols), (1, g.pitch, g.rows * g.pitch), first)
+
+
+def _torch_dtype(dtype: np.dtype) -> Any:
+    import torch
+    return torch.from_numpy(np.empty(0, dtype)).dtype
