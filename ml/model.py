@@ -63,7 +63,10 @@ class Model:
 
     def forward(self, meta: ModelMetadata, start: int = 0, stop: int | None = None) -> None:
         """Run on rows ``start:stop`` of the input blocks, in place, and write each
-        output into its output block. Nothing is written unless every output fits."""
+        output into its output block, ordered on the model's queue. Nothing is
+        written unless every output fits. On a non-blocking CPU queue the model
+        runs on the queue's worker, and its errors reach the host at the next
+        ``queue.synchronize()``."""
         import torch
         if self.queue is None:
             raise MetadataError("the model has no queue; call model.to(queue) first")
@@ -75,17 +78,25 @@ class Model:
         device = torch_device(collection)
         module = self._on(device)
         inputs = meta.inputs.tensors(start, stop)
-        with _on_stream(self.queue), torch.inference_mode():
-            try:
-                result = module(*inputs)
-            except (RuntimeError, TypeError, ValueError) as err:
-                shapes = ", ".join(f"{name} {tuple(t.shape)} {t.dtype}"
-                                   for name, t in zip(meta.inputs.order, inputs))
-                raise MetadataError(f"the model rejected its inputs ({shapes}): "
-                                    f"{str(err).splitlines()[0]}") from err
-            pairs = _pair_outputs(result, meta, start, stop)
-            for target, value in pairs:
-                target.copy_(value)
+        queue = self.queue
+
+        def run() -> None:
+            with _on_stream(queue), torch.inference_mode():
+                try:
+                    result = module(*inputs)
+                except (RuntimeError, TypeError, ValueError) as err:
+                    shapes = ", ".join(f"{name} {tuple(t.shape)} {t.dtype}"
+                                       for name, t in zip(meta.inputs.order, inputs))
+                    raise MetadataError(f"the model rejected its inputs ({shapes}): "
+                                        f"{str(err).splitlines()[0]}") from err
+                for target, value in _pair_outputs(result, meta, start, stop):
+                    target.copy_(value)
+
+        if queue.backend.is_gpu:
+            run()  # torch enqueues on the queue's stream
+        else:
+            queue.native.submit(run)  # in order with the queue's other work
+        queue._done()
 
     def _on(self, device: Any) -> Any:
         found = self._deployed.get(device)
