@@ -180,6 +180,8 @@ def launch(queue: Queue, workdiv: WorkDiv, kernel: Kernel, *args: Any) -> None:
     device = queue.device
     if (id(device), workdiv) not in _validated:
         workdiv.validate(device)
+        if len(_validated) > 4096:  # work divisions that vary with the data: keep it small
+            _validated.clear()
         _validated.add((id(device), workdiv))
     backend = queue.backend
     prepared, views = [], []
