@@ -172,8 +172,10 @@ def _geometry(name: str, collection: PortableCollection, members: Sequence[str],
                 f"({other.dtype}) differ in dtype; a tensor has one dtype, so declare them "
                 f"in separate blocks")
         if (other.kind, other.rows, other.cols) != (first.kind, first.rows, first.cols):
-            raise MetadataError(f"block {name!r}: members {first.name} ({first.kind}) and "
-                                f"{other.name} ({other.kind}) differ in kind or shape")
+            raise MetadataError(f"block {name!r}: members {first.name} ({first.kind} "
+                                f"{first.rows}x{first.cols}) and {other.name} ({other.kind} "
+                                f"{other.rows}x{other.cols}) differ in kind or shape; declare "
+                                f"them in separate blocks")
     if first.kind in ("matrix", "scalar") and len(parts) > 1:
         raise MetadataError(f"block {name!r}: a {first.kind} forms a tensor on its own; "
                             f"declare one block per {first.kind}")

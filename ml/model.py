@@ -29,6 +29,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import copy
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -75,6 +76,11 @@ class Model:
                 collection.device.backend.is_gpu or self.queue.backend.is_gpu):
             raise MetadataError(f"the inputs live on {collection.device}, the model's queue "
                                 f"on {self.queue.device}")
+        copied = [name for name in meta.outputs.order if meta.outputs.blocks[name].copy]
+        if copied:
+            raise MetadataError(f"output block(s) {copied} were declared with copy=True: a "
+                                f"copy cannot carry results back; declare output members "
+                                f"adjacent in the layout")
         device = torch_device(collection)
         module = self._on(device)
         inputs = meta.inputs.tensors(start, stop)
@@ -166,17 +172,23 @@ def _load(source: Any) -> tuple[str, Any]:
 
 
 def _deploy(kind: str, source: Any, device: Any, deploy: bool) -> Any:
+    """The model ready to run on ``device`` (moved as a copy: the caller's
+    module stays where it is)."""
     import torch
     if kind == "aoti":
-        return torch._inductor.aoti_load_package(source)
+        package = torch._inductor.aoti_load_package(source)
+        # compiled for contiguous inputs: hand it contiguous ones
+        return lambda *inputs: package(*(t.contiguous() for t in inputs))
     module = source.module() if kind == "export" else source
     current = next((p.device for p in module.parameters()), None)
     if current is not None and current != device:
         if not deploy:
             raise MetadataError(f"the model's parameters are on {current} but the data on "
                                 f"{device}, and deployment is switched off (deploy=False)")
-        module = module.to(device)
-    return module.eval() if hasattr(module, "eval") else module
+        module = copy.deepcopy(module).to(device)
+    if kind == "eager":
+        module.eval()
+    return module
 
 
 def aot_compile(module: Any, example_inputs: tuple[Any, ...], path: str | Path,
@@ -185,9 +197,10 @@ def aot_compile(module: Any, example_inputs: tuple[Any, ...], path: str | Path,
     package at ``path`` for ``device`` ("cpu" or "cuda"); load it with
     ``ml.Model(path)``. Compiling for the CPU needs a C++ compiler."""
     import torch
-    module = module.to(device).eval()
+    module = copy.deepcopy(module).to(device).eval()
     inputs = tuple(t.to(device) for t in example_inputs)
-    program = torch.export.export(module, inputs)
+    rows = tuple({0: torch.export.Dim.AUTO} for _ in inputs)  # any number of rows
+    program = torch.export.export(module, inputs, dynamic_shapes=rows)
     return torch._inductor.aoti_compile_and_package(program, package_path=str(path))
 
 

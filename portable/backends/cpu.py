@@ -70,17 +70,28 @@ class CpuStream:
         self._pool = (None if blocking else
                       concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="portable-queue"))
         self._last: concurrent.futures.Future[None] | None = None
+        self._error: BaseException | None = None
 
     def submit(self, work: Callable[[], None]) -> None:
         if self._pool is None:
             work()
         else:
-            self._last = self._pool.submit(work)
+            self._last = self._pool.submit(self._guarded, work)
+
+    def _guarded(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except BaseException as err:  # kept for the host: the first error wins
+            if self._error is None:
+                self._error = err
 
     def synchronize(self) -> None:
         last, self._last = self._last, None
         if last is not None:
-            last.result()  # re-raises an error of the work on the host
+            last.result()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error  # the first error of the work since the last synchronize
 
 
 class CpuEvent:
