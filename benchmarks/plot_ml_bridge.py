@@ -89,6 +89,7 @@ def plot_inference(ax: Any, inf: dict[str, Any], title: str) -> None:
         return
     width = 0.8 / len(BARS)
     dev_labelled = False
+    shown: list[float] = []
     for g, (name, case) in enumerate(cases):
         for b, (key, label, color) in enumerate(BARS):
             s = case["wall_ms"].get(key) or {}
@@ -96,6 +97,7 @@ def plot_inference(ax: Any, inf: dict[str, Any], title: str) -> None:
             if v is None:
                 continue
             x = g + (b - (len(BARS) - 1) / 2) * width
+            shown.append(v)
             ax.bar(x, v, width, color=color, label=label if g == 0 else None)
             ax.text(x, v, f"{v:.3g}", ha="center", va="bottom", fontsize=7)
             d = (case.get("device_ms") or {}).get(key)
@@ -106,6 +108,8 @@ def plot_inference(ax: Any, inf: dict[str, Any], title: str) -> None:
     ax.set_xticks(range(len(cases)))
     ax.set_xticklabels([f"{name.upper()}\n{case['rows']:,} rows" for name, case in cases])
     ax.set_yscale("log")
+    if shown and min(shown) > 0:  # bars start well below the smallest, not at its foot
+        ax.set_ylim(bottom=min(shown) / 4, top=max(shown) * 2)
     ax.set_ylabel("time per call (ms, wall)")
     ax.set_title(title)
     ax.grid(True, axis="y", which="both", alpha=0.3)
