@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -165,10 +166,9 @@ def _load(source: Any) -> tuple[str, Any]:
         raise MetadataError(f"no model file at {path}")
     if path.suffix != ".pt2":
         return "torchscript", torch.jit.load(str(path), map_location="cpu")
-    try:
-        return "export", torch.export.load(str(path))
-    except Exception:  # not an export program: an AOTInductor package
-        return "aoti", str(path)
+    with zipfile.ZipFile(path) as archive:  # AOTInductor packages hold compiled code
+        compiled = any("/aotinductor/" in name for name in archive.namelist())
+    return ("aoti", str(path)) if compiled else ("export", torch.export.load(str(path)))
 
 
 def _deploy(kind: str, source: Any, device: Any, deploy: bool) -> Any:
