@@ -8,7 +8,8 @@ import portable as pt
 from portable.layout import block_offsets, numpy_views
 from portable.testing import every_backend, is_simulated, test_sizes
 
-HOST = pt.get_device("cpu_serial")
+from collection_helpers import HOST, capacities, device_bytes, to_host
+
 SIZES = (0, 1, 31, 1000)
 
 
@@ -62,24 +63,7 @@ class Wide(pt.Layout):
 
 
 # -- helpers ---------------------------------------------------------------------------
-def capacities(n):
-    """A capacity equal to the size and a larger one that moves every offset."""
-    return (n, n + 45)
 
-
-def to_host(queue, collection):
-    """A host copy of ``collection`` (after everything on ``queue``)."""
-    host = collection.to(queue, HOST)
-    queue.synchronize()
-    return host
-
-
-def device_bytes(queue, buffer):
-    """The bytes of a device or host buffer, as a new host array."""
-    host = np.empty(buffer.shape, np.uint8)
-    pt.memcpy(queue, host, buffer)
-    queue.synchronize()
-    return host
 
 
 def poisoned(queue, layout, size, capacity=None):

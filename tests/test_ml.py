@@ -17,7 +17,8 @@ import ml  # noqa: E402
 import portable as pt  # noqa: E402
 from portable.testing import every_backend, is_simulated, test_sizes  # noqa: E402
 
-HOST = pt.get_device("cpu_serial")
+from collection_helpers import HOST, capacities, device_bytes, to_host  # noqa: E402
+
 SIZES = (0, 1, 31, 1000)
 RTOL, ATOL = 1e-5, 1e-6
 # TorchScript is deprecated in torch 2.13 but still a supported input
@@ -60,22 +61,7 @@ OUTPUT_MEMBERS = {"score": ("s0", "s1"), "total": ("tot",)}
 
 
 # -- helpers ---------------------------------------------------------------------------
-def capacities(n):
-    """A capacity equal to the size and a larger one that moves every offset."""
-    return (n, n + 45)
 
-
-def to_host(queue, collection):
-    host = collection.to(queue, HOST)
-    queue.synchronize()
-    return host
-
-
-def device_bytes(queue, buffer):
-    host = np.empty(buffer.shape, np.uint8)
-    pt.memcpy(queue, host, buffer)
-    queue.synchronize()
-    return host
 
 
 def buffer_ptr(collection):
