@@ -200,8 +200,9 @@ class Member:
 
 
 @dataclass(frozen=True)
-class MemberGeometry:
-    """Where one member lies in a buffer of a layout for ``n`` elements.
+class MemberGeometry(Member):
+    """Where one member lies in a buffer of a layout for ``n`` elements (a
+    :class:`Member` with its place).
 
     ``offset`` is from the start of the layout's buffer; ``pitch_bytes`` is the
     padded size of one sub-column (for a scalar, its padded size); ``size`` is
@@ -219,24 +220,9 @@ class MemberGeometry:
         [64, 192, 320]
     """
 
-    name: str
-    kind: MemberKind
-    dtype: np.dtype
-    rows: int
-    cols: int
     offset: int
     pitch_bytes: int
     size: int
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(rows, cols)``."""
-        return (self.rows, self.cols)
-
-    @property
-    def itemsize(self) -> int:
-        """The size in bytes of one item."""
-        return self.dtype.itemsize
 
     @property
     def pitch(self) -> int:
