@@ -134,8 +134,7 @@ def _pair_outputs(result: Any, meta: ModelMetadata, start: int,
         if tuple(value.shape) != tuple(target.shape):
             raise MetadataError(f"output {name!r}: the model gives shape {tuple(value.shape)}, "
                                 f"the block holds {tuple(target.shape)}")
-        if value.dtype != target.dtype and not value.dtype.is_floating_point == \
-                target.dtype.is_floating_point:
+        if value.dtype.is_floating_point != target.dtype.is_floating_point:
             raise MetadataError(f"output {name!r}: the model gives {value.dtype}, the block "
                                 f"holds {target.dtype}")
         pairs.append((target, value))
@@ -149,8 +148,10 @@ def _on_stream(queue: Queue) -> Iterator[None]:
         yield
         return
     import torch
-    stream = torch.cuda.ExternalStream(int(queue.native),
-                                       device=torch.device("cuda", queue.device.index))
+    stream = queue.backend_cache.get("torch_stream")
+    if stream is None:  # made once per queue, not per call
+        stream = queue.backend_cache["torch_stream"] = torch.cuda.ExternalStream(
+            int(queue.native), device=torch.device("cuda", queue.device.index))
     with torch.cuda.stream(stream):
         yield
 

@@ -631,23 +631,21 @@ def _view_prologue(prefix: str, spec: ViewParam, used: set[str]) -> str:
     buf, n, cap = f"{prefix}_buffer", f"{prefix}_size", f"{prefix}_capacity"
     lines, offset = [f"{prefix}_o0 = 0"], f"{prefix}_o0"
     for k, m in enumerate(layout.members()):
-        dt = f"__pt_np__.{m.dtype.name}"
         isz, rows, cols = m.itemsize, m.rows, m.cols
-        local = f"{prefix}_{m.name}"
         pitch = f"(({cap} * {isz} + {align - 1}) // {align} * {align})"
         size = str(-(-isz // align) * align) if m.kind == "scalar" else f"{rows * cols} * {pitch}"
-        whole = f"{buf}[{offset}:{offset} + {size}].view({dt})"
-        if m.name not in used:
-            pass
-        elif m.kind == "scalar":
-            lines.append(f"{local} = {buf}[{offset}:{offset} + {isz}].view({dt})")
-        elif m.kind == "column":
-            lines.append(f"{local} = {buf}[{offset}:{offset} + {n} * {isz}].view({dt})")
-        elif m.kind == "vector":  # (R, pitch) rows -> (n, R)
-            lines.append(f"{local} = {whole}.reshape({rows}, {pitch} // {isz})[:, :{n}].T")
-        else:  # (C, R, pitch) sub-columns -> (n, R, C)
-            lines.append(f"{local} = {whole}.reshape({cols}, {rows}, {pitch} // {isz})"
-                         f"[:, :, :{n}].T")
+        if m.name in used:
+            dt = f"__pt_np__.{m.dtype.name}"
+            if m.kind == "scalar":
+                array = f"{buf}[{offset}:{offset} + {isz}].view({dt})"
+            elif m.kind == "column":
+                array = f"{buf}[{offset}:{offset} + {n} * {isz}].view({dt})"
+            else:  # (R, pitch) rows -> (n, R); (C, R, pitch) sub-columns -> (n, R, C)
+                whole = f"{buf}[{offset}:{offset} + {size}].view({dt})"
+                array = (f"{whole}.reshape({rows}, {pitch} // {isz})[:, :{n}].T"
+                         if m.kind == "vector" else
+                         f"{whole}.reshape({cols}, {rows}, {pitch} // {isz})[:, :, :{n}].T")
+            lines.append(f"{prefix}_{m.name} = {array}")
         following = f"{prefix}_o{k + 1}"
         lines.append(f"{following} = {offset} + {size}")
         offset = following

@@ -172,12 +172,9 @@ class CudaBackend(Backend):
         """Page-locked host memory, for fast and asynchronous copies."""
         return self.cuda.pinned_array(shape, dtype)
 
-    def _on_device(self, obj: Any) -> Any:
-        return self.as_array(obj)
-
     def memcpy(self, queue: Queue, dst: Any, src: Any) -> None:
         stream = queue.native
-        d_dev, s_dev = self._on_device(dst), self._on_device(src)
+        d_dev, s_dev = self.as_array(dst), self.as_array(src)
         for role, arr, dev in (("dst", dst, d_dev), ("src", src, s_dev)):
             if dev is None and not isinstance(arr, np.ndarray):
                 raise PortableError(f"memcpy {role} is a {type(arr).__name__}; pass a "
@@ -194,7 +191,7 @@ class CudaBackend(Backend):
             np.copyto(dst, src)
 
     def memset(self, queue: Queue, dst: Any, byte: int) -> None:
-        dev = self._on_device(dst)
+        dev = self.as_array(dst)
         if dev is None:
             if not isinstance(dst, np.ndarray):
                 raise PortableError(f"memset dst is a {type(dst).__name__}; pass a buffer")
