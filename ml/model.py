@@ -38,6 +38,7 @@ from portable.queue import Queue
 
 from .metadata import MetadataError, ModelMetadata
 from .tensors import torch_device
+from .toolchain import isolating_compiler
 
 
 class Model:
@@ -46,7 +47,10 @@ class Model:
     ``source`` is an ``nn.Module``, or the path of a TorchScript file, a
     ``torch.export`` program or an AOTInductor package. With
     ``deploy=False`` the model is never moved: running it on another device
-    than the queue's is an error.
+    than the queue's is an error. Build AOTInductor packages with
+    :func:`aot_compile`: a package compiled by plain Inductor with a newer GCC
+    than torch's own can crash the process when it loads (see
+    :mod:`ml.toolchain`).
     """
 
     def __init__(self, source: Any, *, deploy: bool = True) -> None:
@@ -196,13 +200,17 @@ def aot_compile(module: Any, example_inputs: tuple[Any, ...], path: str | Path,
                 device: str = "cpu") -> str:
     """Export ``module`` and compile it ahead of time into an AOTInductor
     package at ``path`` for ``device`` ("cpu" or "cuda"); load it with
-    ``ml.Model(path)``. Compiling for the CPU needs a C++ compiler."""
+    ``ml.Model(path)``. Any number of rows is accepted. Needs a C++ compiler
+    (``$CXX`` or ``g++``), run through :func:`ml.toolchain.isolating_compiler`
+    so that the package loads safely into processes whose torch was built by
+    another GCC."""
     import torch
     module = copy.deepcopy(module).to(device).eval()
     inputs = tuple(t.to(device) for t in example_inputs)
     rows = tuple({0: torch.export.Dim.AUTO} for _ in inputs)  # any number of rows
     program = torch.export.export(module, inputs, dynamic_shapes=rows)
-    return torch._inductor.aoti_compile_and_package(program, package_path=str(path))
+    return torch._inductor.aoti_compile_and_package(
+        program, package_path=str(path), inductor_configs={"cpp.cxx": (isolating_compiler(),)})
 
 
 def set_threads(intra: int = 1, inter: int = 1) -> None:

@@ -4,8 +4,11 @@ kind (eager, TorchScript, torch.export, AOTInductor) run in place, lazy
 deployment, bad inputs that leave the collection untouched, one stream shared
 by kernels and a model, threads and batching."""
 import re
+import shutil
+import subprocess
 import time
 import warnings
+import zipfile
 from typing import Dict
 
 import numpy as np
@@ -225,15 +228,6 @@ AOTI_EXAMPLE_ROWS = 31
 _aoti_packages = {}
 
 
-CUDA_AOTI_CRASH = ("loading a CUDA AOTInductor package crashes the process (segmentation "
-                   "fault in torch 2.11's aoti_load_package on the H100 test machine); open")
-
-
-def skip_cuda_aoti(device: str) -> None:
-    if device == "cuda":
-        pytest.skip(CUDA_AOTI_CRASH)
-
-
 def aoti_package(device, tmp_path_factory, heads="tuple"):
     """The ``heads`` model compiled with ml.aot_compile for ``device`` from an
     example of AOTI_EXAMPLE_ROWS rows, once per session."""
@@ -246,6 +240,20 @@ def aoti_package(device, tmp_path_factory, heads="tuple"):
         _aoti_packages[key] = (path, time.perf_counter() - start)
         print(f"\naot_compile of {heads} for {device}: {_aoti_packages[key][1]:.1f} s")
     return _aoti_packages[key][0]
+
+
+def assert_built_isolated(package, folder):
+    """The package's shared objects were linked by ml.toolchain's compiler
+    script (-Bsymbolic shows in their dynamic section)."""
+    if shutil.which("readelf") is None:
+        return
+    with zipfile.ZipFile(package) as archive:
+        objects = [name for name in archive.namelist() if name.endswith(".so")]
+        assert objects
+        for name in objects:
+            dynamic = subprocess.run(["readelf", "-d", archive.extract(name, folder)],
+                                     capture_output=True, text=True, check=True).stdout
+            assert "SYMBOLIC" in dynamic, name
 
 
 def run_and_check(queue, model, net, outputs, n, capacity, seed, allow_refusal=False):
@@ -559,9 +567,9 @@ def test_exported_program_object_runs_in_place(queue):
 def test_aoti_package_runs_in_place(queue, tmp_path_factory):
     needs_torch_device(queue)
     device = "cuda" if queue.backend.is_gpu else "cpu"
-    skip_cuda_aoti(device)
     start = time.perf_counter()
     path = aoti_package(device, tmp_path_factory)
+    assert_built_isolated(path, tmp_path_factory.mktemp("unpacked"))
     model = ml.Model(path).to(queue)
     assert model.kind == "aoti"
     net = TupleHeads().eval()
@@ -578,7 +586,6 @@ def test_aoti_package_at_other_row_counts(queue, tmp_path_factory):
     wrong values written in place."""
     needs_torch_device(queue)
     device = "cuda" if queue.backend.is_gpu else "cpu"
-    skip_cuda_aoti(device)
     model = ml.Model(aoti_package(device, tmp_path_factory, "single")).to(queue)
     for n in (1, 1000):
         run_and_check(queue, model, mlp(), ("score",), n, n + 45, seed=n, allow_refusal=True)
