@@ -136,10 +136,7 @@ class SoAMetadata:
             >>> list(meta.batches(40))
             [(0, 64), (64, 100)]
         """
-        quantum = self.row_quantum()
-        step = max(quantum, -(-batch_size // quantum) * quantum)
-        size = self.collection.size
-        return iter([(start, min(start + step, size)) for start in range(0, size, step)])
+        return _batches(self.collection.size, self.row_quantum(), batch_size)
 
     def row_quantum(self) -> int:
         """Batches start on multiples of this many rows: the alignment in rows
@@ -157,6 +154,39 @@ class ModelMetadata:
 
     def __init__(self, inputs: SoAMetadata, outputs: SoAMetadata) -> None:
         self.inputs, self.outputs = inputs, outputs
+
+    def batches(self, batch_size: int) -> Iterator[tuple[int, int]]:
+        """Row ranges ``(start, stop)`` of about ``batch_size`` rows whose starts
+        keep every input and output block aligned (blocks with different item
+        sizes need different row multiples); the last one is shorter. Inputs and
+        outputs must hold the same number of rows.
+
+        Example::
+
+            >>> import numpy as np, portable as pt, ml
+            >>> L = pt.Layout.define("L", [("a", pt.column(np.float64)),
+            ...                            ("s", pt.column(np.float16))])
+            >>> c = pt.PortableCollection(L, 300, pt.get_device("cpu_serial"))
+            >>> inputs, outputs = ml.SoAMetadata(c), ml.SoAMetadata(c)
+            >>> inputs.append_block("a", "a"); outputs.append_block("s", "s")
+            >>> meta = ml.ModelMetadata(inputs, outputs)
+            >>> list(meta.batches(100))
+            [(0, 128), (128, 256), (256, 300)]
+            >>> # for start, stop in meta.batches(100): model(meta, start, stop)
+        """
+        rows = self.inputs.collection.size, self.outputs.collection.size
+        if rows[0] != rows[1]:
+            raise MetadataError(f"the inputs hold {rows[0]} rows and the outputs {rows[1]}; "
+                                f"batches pair rows one to one, so give both the same size")
+        quantum = max(self.inputs.row_quantum(), self.outputs.row_quantum())
+        return _batches(rows[0], quantum, batch_size)
+
+
+def _batches(size: int, quantum: int, batch_size: int) -> Iterator[tuple[int, int]]:
+    if batch_size < 1:
+        raise MetadataError(f"batch_size must be a positive number of rows, not {batch_size}")
+    step = -(-batch_size // quantum) * quantum
+    return iter([(start, min(start + step, size)) for start in range(0, size, step)])
 
 
 def _geometry(name: str, collection: PortableCollection, members: Sequence[str],

@@ -837,6 +837,54 @@ def test_set_threads_limits_torch():
 
 
 # -- 8. batches ------------------------------------------------------------------------
+class Mixed(pt.Layout):
+    """Inputs with 8-byte items, outputs with 2-byte items: different row multiples."""
+    a = pt.column(np.float64)
+    b = pt.column(np.float64)
+    out = pt.column(np.float16)
+
+
+@every_backend
+def test_model_batches_align_inputs_and_outputs(queue):
+    needs_torch_device(queue)
+    n = 1000
+    c = pt.PortableCollection(Mixed, n, queue.device, capacity=n + 45)
+    host = pt.PortableCollection(Mixed, n, pt.get_device("cpu_serial"), capacity=n + 45)
+    rng = np.random.default_rng(9)
+    host.column("a")[:] = rng.standard_normal(n)
+    host.column("b")[:] = rng.standard_normal(n)
+    host.column("out")[:] = np.float16(np.nan)                     # poisoned
+    c.copy_from(queue, host)
+    inputs, outputs = ml.SoAMetadata(c), ml.SoAMetadata(c)
+    inputs.append_block("ab", "a", "b")
+    outputs.append_block("out", "out")
+    meta = ml.ModelMetadata(inputs, outputs)
+    quantum = Mixed.alignment // 2                                   # the float16 block's
+    assert inputs.row_quantum() < quantum == outputs.row_quantum()
+    batches = list(meta.batches(10))
+    assert batches[0] == (0, quantum) and batches[-1][1] == n
+    assert all(start % quantum == 0 for start, _ in batches)
+    misaligned = [start for start, _ in inputs.batches(10) if start % quantum]
+    with pytest.raises(pt.PortableError, match="multiple of"):      # inputs' batches alone
+        meta.outputs.tensor("out", misaligned[0])
+    class Difference(torch.nn.Module):
+        def forward(self, ab):
+            return (ab[:, :1] - ab[:, 1:]).half()
+
+    model = ml.Model(Difference()).to(queue)
+    for start, stop in batches:
+        model(meta, start, stop)
+    out = to_host(queue, c)
+    np.testing.assert_allclose(out.column("out"), (host.column("a") - host.column("b"))
+                               .astype(np.float16), rtol=1e-3)
+    with pytest.raises(ml.MetadataError, match="positive"):
+        list(meta.batches(0))
+    other = ml.SoAMetadata(pt.PortableCollection(Mixed, n - 1, queue.device))
+    other.append_block("out", "out")
+    with pytest.raises(ml.MetadataError, match="1000 rows and the outputs 999"):
+        ml.ModelMetadata(inputs, other).batches(64)
+
+
 @every_backend
 @pytest.mark.parametrize("heads", ["single", "dict"])
 def test_batched_runs_equal_one_full_run(queue, heads):
@@ -851,7 +899,7 @@ def test_batched_runs_equal_one_full_run(queue, heads):
     for size in (1, 40, 100, 500):
         dev = host.to(queue)
         meta = hits_meta(dev, outputs)
-        batches = list(meta.inputs.batches(size))
+        batches = list(meta.batches(size))
         assert len(batches) > 1
         for start, stop in batches:
             model(meta, start, stop)
