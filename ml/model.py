@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -38,7 +39,6 @@ from portable.queue import Queue
 
 from .metadata import MetadataError, ModelMetadata
 from .tensors import torch_device
-from .toolchain import isolating_compiler
 
 
 class Model:
@@ -47,10 +47,8 @@ class Model:
     ``source`` is an ``nn.Module``, or the path of a TorchScript file, a
     ``torch.export`` program or an AOTInductor package. With
     ``deploy=False`` the model is never moved: running it on another device
-    than the queue's is an error. Build AOTInductor packages with
-    :func:`aot_compile`: a package compiled by plain Inductor with a newer GCC
-    than torch's own can crash the process when it loads (see
-    :mod:`ml.toolchain`).
+    than the queue's is an error. AOTInductor packages come from
+    :func:`aot_compile`; see there which C++ compiler to build them with.
     """
 
     def __init__(self, source: Any, *, deploy: bool = True) -> None:
@@ -197,20 +195,35 @@ def _deploy(kind: str, source: Any, device: Any, deploy: bool) -> Any:
 
 
 def aot_compile(module: Any, example_inputs: tuple[Any, ...], path: str | Path,
-                device: str = "cpu") -> str:
+                device: str = "cpu", compiler: str | None = None) -> str:
     """Export ``module`` and compile it ahead of time into an AOTInductor
     package at ``path`` for ``device`` ("cpu" or "cuda"); load it with
-    ``ml.Model(path)``. Any number of rows is accepted. Needs a C++ compiler
-    (``$CXX`` or ``g++``), run through :func:`ml.toolchain.isolating_compiler`
-    so that the package loads safely into processes whose torch was built by
-    another GCC."""
+    ``ml.Model(path)``. Any number of rows is accepted.
+
+    Needs a C++ compiler: ``compiler`` (a name on PATH or a path), else
+    ``$CXX``, else ``g++``. Use the GCC release torch was built with, or one
+    close to it: with torch 2.11 (CUDA 13 wheels) on Ubuntu 24.04, packages
+    built by GCC 13 crash the process when they load (a stack overflow in
+    ``std::regex`` inside the package), while GCC 12 builds load and run.
+
+    Example::
+
+        ml.aot_compile(net, (torch.randn(64, 16),), "net.pt2", device="cuda",
+                       compiler="g++-12")
+    """
     import torch
+    options = {}
+    if compiler is not None:
+        if shutil.which(compiler) is None:
+            raise MetadataError(f"compiler={compiler!r}: no such C++ compiler on PATH; "
+                                f"install it or name another (g++, g++-12, ...)")
+        options["cpp.cxx"] = (compiler,)
     module = copy.deepcopy(module).to(device).eval()
     inputs = tuple(t.to(device) for t in example_inputs)
     rows = tuple({0: torch.export.Dim.AUTO} for _ in inputs)  # any number of rows
     program = torch.export.export(module, inputs, dynamic_shapes=rows)
-    return torch._inductor.aoti_compile_and_package(
-        program, package_path=str(path), inductor_configs={"cpp.cxx": (isolating_compiler(),)})
+    return torch._inductor.aoti_compile_and_package(program, package_path=str(path),
+                                                    inductor_configs=options)
 
 
 def set_threads(intra: int = 1, inter: int = 1) -> None:
