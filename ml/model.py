@@ -201,10 +201,11 @@ def aot_compile(module: Any, example_inputs: tuple[Any, ...], path: str | Path,
     ``ml.Model(path)``. Any number of rows is accepted.
 
     Needs a C++ compiler: ``compiler`` (a name on PATH or a path), else
-    ``$CXX``, else ``g++``. Use the GCC release torch was built with, or one
-    close to it: with torch 2.11 (CUDA 13 wheels) on Ubuntu 24.04, packages
-    built by GCC 13 crash the process when they load (a stack overflow in
-    ``std::regex`` inside the package), while GCC 12 builds load and run.
+    ``$CXX``, else ``g++``. If packages from the default compiler crash the
+    process when they load, build with another: torch 2.11's CUDA 13 wheels
+    (built with RHEL's gcc-toolset-13) on Ubuntu 24.04 crash on packages from
+    Ubuntu's GCC 13.3 (a stack overflow in ``std::regex`` inside the package),
+    while packages from its GCC 12 load and run.
 
     Example::
 

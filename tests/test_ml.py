@@ -5,6 +5,8 @@ deployment, bad inputs that leave the collection untouched, one stream shared
 by kernels and a model, threads and batching."""
 import os
 import re
+import subprocess
+import sys
 import time
 import warnings
 from typing import Dict
@@ -237,7 +239,21 @@ def aoti_package(device, tmp_path_factory, heads="tuple"):
                        device=device, compiler=os.environ.get("CXX"))
         _aoti_packages[key] = (path, time.perf_counter() - start)
         print(f"\naot_compile of {heads} for {device}: {_aoti_packages[key][1]:.1f} s")
+        assert_loads_in_another_process(path)
     return _aoti_packages[key][0]
+
+
+def assert_loads_in_another_process(package):
+    """A package that crashes the process when it loads fails this test with
+    the cure, instead of killing the whole test run."""
+    probe = subprocess.run([sys.executable, "-c", "import sys, torch; "
+                            "torch._inductor.aoti_load_package(sys.argv[1])", str(package)],
+                           capture_output=True, text=True)
+    if probe.returncode < 0:
+        pytest.fail(f"the AOTInductor package crashes the process when it loads (signal "
+                    f"{-probe.returncode}); build it with another C++ compiler, e.g. "
+                    f"CXX=g++-12 (see ml.aot_compile)")
+    assert probe.returncode == 0, probe.stderr[-2000:]
 
 
 def run_and_check(queue, model, net, outputs, n, capacity, seed, allow_refusal=False):
