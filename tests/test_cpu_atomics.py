@@ -194,9 +194,11 @@ def atomic_count(counts, n):
 
 
 @njit(parallel=True)
-def plain_count(counts, n):
-    for i in prange(n):
-        counts[i % SLOTS] += 1
+def plain_count(counts, slots):
+    # slots read from memory: the compiler cannot keep the counts in registers,
+    # so every increment is a separate load and store that can race
+    for i in prange(slots.size):
+        counts[slots[i]] += 1
 
 
 @njit(parallel=True)
@@ -236,12 +238,13 @@ def test_race_plain_increment_loses_counts():
     """The same loop without atomics loses updates: the race test bites."""
     if numba.get_num_threads() < 2:
         pytest.skip("needs at least 2 threads to race")
-    for _ in range(5):
+    slots = np.random.default_rng().integers(0, SLOTS, N)
+    for _ in range(20):
         counts = np.zeros(SLOTS, np.int64)
-        plain_count(counts, N)
+        plain_count(counts, slots)
         if counts.sum() < N:
             return
-    pytest.fail("non-atomic increments never lost a count in 5 tries")
+    pytest.fail("non-atomic increments never lost a count in 20 tries")
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.uint32, np.float64],
