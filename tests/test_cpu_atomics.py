@@ -17,6 +17,7 @@ from portable.backends.cpu_atomics import (
     atomic_min,
     atomic_sub,
 )
+from race_helpers import RACE_DEADLINE_S, loses_a_count
 
 INT_DTYPES = [np.int32, np.int64, np.uint32, np.uint64]
 FLOAT_DTYPES = [np.float32, np.float64]
@@ -239,12 +240,14 @@ def test_race_plain_increment_loses_counts():
     if numba.get_num_threads() < 2:
         pytest.skip("needs at least 2 threads to race")
     slots = np.random.default_rng().integers(0, SLOTS, N)
-    for _ in range(20):
+
+    def plain_try_loses() -> bool:
         counts = np.zeros(SLOTS, np.int64)
         plain_count(counts, slots)
-        if counts.sum() < N:
-            return
-    pytest.fail("non-atomic increments never lost a count in 20 tries")
+        return counts.sum() < N
+
+    assert loses_a_count(plain_try_loses), \
+        f"non-atomic increments lost no count in {RACE_DEADLINE_S:.0f} s"
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.uint32, np.float64],
