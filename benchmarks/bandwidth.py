@@ -512,8 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed samples per variant (default 30 GPU / 15 CPU; quick 5)")
     parser.add_argument("--sets", type=int, default=2, help="input sets to rotate among")
-    parser.add_argument("--no-gpu", action="store_true", help="skip the GPU section")
-    parser.add_argument("--no-cpu", action="store_true", help="skip the CPU section")
+    common.add_section_options(parser)
     args = parser.parse_args(argv)
 
     sim = common.simulated()
@@ -524,46 +523,28 @@ def main(argv: list[str] | None = None) -> int:
     g_warmup = 1 if sim else 3 if args.quick else 10
     sets = max(1, args.sets)
 
-    gpu = common.GpuInfo() if not args.no_gpu else None
+    gpu, why = common.gpu_to_measure(args.no_gpu)
     params = {"gpu_n": 2 ** log2n, "cpu_n": 2 ** cpu_log2n, "dtype": "float32",
               "gpu_repeats": g_repeat, "gpu_warmup": g_warmup, "cpu_repeats": c_repeat,
               "sets": sets, "threads_per_block": THREADS,
               "small_grid_blocks_per_sm": SMALL_BLOCKS_PER_SM, "saxpy_a": float(SAXPY_A),
               "target": f"portable default >= {int(TARGET_FRACTION * 100)}% of the "
                         f"device-to-device copy bandwidth, saxpy and norm"}
-    device = gpu.name if gpu is not None and gpu.ok else f"{common.cpu_model()} (CPU)"
+    device, dslug = common.record_device(gpu)
     record = common.make_record("bandwidth", device, params, args.quick)
 
-    if gpu is None or not gpu.ok:
-        why = "--no-gpu" if gpu is None else gpu.reason
-        common.note(f"GPU section skipped: {why}")
+    if gpu is None:
         record["gpu"] = {"skipped": why}
     else:
-        if sim:
-            common.note("numba CUDA simulator: GPU figures exercise the code only, they are "
-                        "not measurements")
         g = gpu_section(gpu, 2 ** log2n, sets, g_repeat, g_warmup)
         record["gpu"] = g
-        rows = [(name, s["TB/s"]["median"], s["TB/s"]["min"], s["time"]["spread_pct"])
-                for name, s in g["copy"]["variants"].items()]
-        common.print_table(f"device-to-device copy on {gpu.name}, 2^{log2n} float32 "
-                           f"(read + written)", ["copy", "TB/s", "min TB/s", "IQR %"], rows)
-        print(f"ceiling: {g['copy']['ceiling']} = {common.fmt(g['copy']['ceiling_TB/s'])} TB/s")
+        common.print_copy_ceiling(g["copy"], gpu.name, log2n)
         for case, kres in g["kernels"].items():
-            rows = []
-            for name, e in kres["variants"].items():
-                if "error" in e:
-                    rows.append((name, e["config"], None, None, None, None, "ERROR"))
-                    continue
-                rows.append((name, e["config"], e["TB/s"]["median"], e["pct_of_copy"],
-                             e["time"]["median"], e["time"]["spread_pct"], e["verified"]))
-            common.print_table(f"{case}: {kres['formula']}, 2^{log2n} float32, "
-                               f"{kres['bytes_per_element']} B/elem",
-                               ["variant", "config", "TB/s", "% copy", "ms", "IQR %", "ok"],
-                               rows)
+            common.print_gpu_variants(f"{case}: {kres['formula']}, 2^{log2n} float32, "
+                                      f"{kres['bytes_per_element']} B/elem", kres["variants"])
             t = kres["target"]
             print(f"target ({case}) {t['what']}: {common.fmt(t['pct_of_copy'])}% -> "
-                  f"{'n/a' if t['met'] is None else 'met' if t['met'] else 'NOT met'}")
+                  f"{common.verdict(t['met'])}")
             print(f"analysis: {kres['analysis']}")
         for what, why in g["skipped"].items():
             common.note(f"{what} skipped: {why}")
@@ -573,23 +554,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         c = cpu_section(2 ** cpu_log2n, c_repeat, 2)
         record["cpu"] = c
-        rows = [(name, e["GB/s"]["median"], e["GB/s"]["min"], e["time"]["median"],
-                 e["time"]["spread_pct"], e["verified"]) for name, e in c["variants"].items()]
-        common.print_table(f"CPU saxpy, 2^{cpu_log2n} float32, 12 B/elem "
-                           f"({common.cpu_model()}, {c['numba_threads']} numba threads)",
-                           ["variant", "GB/s", "min GB/s", "ms", "IQR %", "ok"], rows)
-        for name, v in c["ratios"].items():
-            print(f"ratio {name}: {common.fmt(v)}")
+        common.print_cpu_variants(f"CPU saxpy, 2^{cpu_log2n} float32, 12 B/elem "
+                                  f"({common.cpu_model()}, {c['numba_threads']} numba threads)",
+                                  c["variants"])
+        common.print_ratios(c["ratios"])
 
-    if isinstance(record["gpu"], dict) and "kernels" in record["gpu"]:
-        targets = {case: k["target"] for case, k in record["gpu"]["kernels"].items()}
-        record["targets"] = targets
-        mets = [t["met"] for t in targets.values()]
-        record["targets_met"] = None if any(m is None for m in mets) else all(mets)
-    else:
-        record["targets"] = {}
-        record["targets_met"] = None
-    dslug = gpu.slug if gpu is not None and gpu.ok else common.cpu_slug()
+    record["targets"] = ({case: k["target"] for case, k in record["gpu"]["kernels"].items()}
+                         if "kernels" in record["gpu"] else {})
+    record["targets_met"] = common.all_met(record["targets"])
     common.write_record(args.out, "bandwidth", dslug, record)
     return 0
 

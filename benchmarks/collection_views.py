@@ -481,8 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None,
                         help="bandwidth samples per variant (default 30 GPU / 15 CPU; quick 5)")
     parser.add_argument("--sets", type=int, default=2, help="input sets to rotate among")
-    parser.add_argument("--no-gpu", action="store_true", help="skip the GPU sections")
-    parser.add_argument("--no-cpu", action="store_true", help="skip the CPU section")
+    common.add_section_options(parser)
     args = parser.parse_args(argv)
 
     sim = common.simulated()
@@ -496,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     g_warmup = 1 if sim else 3 if args.quick else 10
     sets = max(1, args.sets)
 
-    gpu = common.GpuInfo() if not args.no_gpu else None
+    gpu, why = common.gpu_to_measure(args.no_gpu)
     params = {"gpu_n": 2 ** log2n, "cpu_n": 2 ** cpu_log2n, "dtype": "float32",
               "launches_per_sample": k, "launch_samples": lr, "launch_warmup": l_warmup,
               "gpu_repeats": g_repeat, "gpu_warmup": g_warmup, "cpu_repeats": c_repeat,
@@ -506,61 +505,39 @@ def main(argv: list[str] | None = None) -> int:
                           f"norm over a view >= {VIEW_VS_ARRAYS_MIN} x over separate arrays",
                           f"view and separate arrays >= {int(100 * TARGET_FRACTION)}% of "
                           f"the device-to-device copy"]}
-    device = gpu.name if gpu is not None and gpu.ok else f"{common.cpu_model()} (CPU)"
+    device, dslug = common.record_device(gpu)
     record = common.make_record("collection_views", device, params, args.quick)
     targets: dict[str, Any] = {}
 
-    if gpu is None or not gpu.ok:
-        why = "--no-gpu" if gpu is None else gpu.reason
-        common.note(f"GPU sections skipped: {why}")
+    if gpu is None:
         record["gpu"] = {"skipped": why}
     else:
-        if sim:
-            common.note("numba CUDA simulator: GPU figures exercise the code only, they are "
-                        "not measurements")
         record["gpu"] = {}
         try:
             g = gpu_launch_section(gpu, k, lr, l_warmup)
             record["gpu"]["launch"] = g
-            rows = [(name, s["median"], s["min"], s["spread_pct"])
-                    for name, s in g["results_us_per_launch"].items()]
-            common.print_table(f"launch cost on {gpu.name} (us per launch, K={k}, R={lr})",
-                               ["variant", "median us", "min us", "IQR %"], rows)
+            common.print_launch_costs(f"launch cost on {gpu.name} (us per launch, K={k}, "
+                                      f"R={lr})", g["results_us_per_launch"])
             t = g["target"]
             targets["launch_view16_vs_1_array"] = t
-            print(f"target view16 / 1 array: ratio {common.fmt(t['ratio'])} {t['target']} -> "
-                  f"{'n/a' if t['met'] is None else 'met' if t['met'] else 'NOT met'}")
-            for name, v in g["ratios"].items():
-                print(f"ratio {name}: {common.fmt(v)}")
+            print(f"target view16 / 1 array: ratio {common.fmt_ratio(t['ratio'])} "
+                  f"{t['target']} -> {common.verdict(t['met'])}")
+            common.print_ratios(g["ratios"])
         except Exception as err:  # noqa: BLE001 - keep the bandwidth figures
             record["gpu"]["launch"] = {"error": f"{type(err).__name__}: {err}"}
             common.note(f"GPU launch section failed: {type(err).__name__}: {err}")
         try:
             b = gpu_bandwidth_section(gpu, 2 ** log2n, sets, g_repeat, g_warmup)
             record["gpu"]["bandwidth"] = b
-            rows = [(name, s["TB/s"]["median"], s["TB/s"]["min"], s["time"]["spread_pct"])
-                    for name, s in b["copy"]["variants"].items()]
-            common.print_table(f"device-to-device copy on {gpu.name}, 2^{log2n} float32 "
-                               f"(read + written)", ["copy", "TB/s", "min TB/s", "IQR %"], rows)
-            print(f"ceiling: {b['copy']['ceiling']} = {common.fmt(b['copy']['ceiling_TB/s'])} "
-                  f"TB/s")
-            rows = []
-            for name, e in b["variants"].items():
-                if "error" in e:
-                    rows.append((name, e["config"], None, None, None, None, "ERROR"))
-                    continue
-                rows.append((name, e["config"], e["TB/s"]["median"], e["pct_of_copy"],
-                             e["time"]["median"], e["time"]["spread_pct"], e["verified"]))
-            common.print_table(f"norm r = sqrt(x^2+y^2+z^2), 2^{log2n} float32 rows, 16 B/row",
-                               ["variant", "config", "TB/s", "% copy", "ms", "IQR %", "ok"],
-                               rows)
+            common.print_copy_ceiling(b["copy"], gpu.name, log2n)
+            common.print_gpu_variants(f"norm r = sqrt(x^2+y^2+z^2), 2^{log2n} float32 rows, "
+                                      f"16 B/row", b["variants"])
             for name, t in b["targets"].items():
                 targets[f"bandwidth_{name}"] = t
                 shown = t.get("ratio", t.get("pct_of_copy"))
                 print(f"target {name} ({t['what']}): {common.fmt(shown)} {t['target']} -> "
-                      f"{'n/a' if t['met'] is None else 'met' if t['met'] else 'NOT met'}")
-            for name, v in b["ratios"].items():
-                print(f"ratio {name}: {common.fmt(v)}")
+                      f"{common.verdict(t['met'])}")
+            common.print_ratios(b["ratios"])
             for what, why in b["skipped"].items():
                 common.note(f"{what} skipped: {why}")
         except Exception as err:  # noqa: BLE001
@@ -572,25 +549,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         c = cpu_section(2 ** cpu_log2n, c_repeat, k, lr, l_warmup)
         record["cpu"] = c
-        rows = [(name, e["GB/s"]["median"], e["GB/s"]["min"], e["time"]["median"],
-                 e["time"]["spread_pct"], e["verified"]) for name, e in c["bandwidth"].items()]
-        common.print_table(f"CPU norm, 2^{cpu_log2n} float32 rows, 16 B/row "
-                           f"({common.cpu_model()}, {c['numba_threads']} numba threads)",
-                           ["variant", "GB/s", "min GB/s", "ms", "IQR %", "ok"], rows)
-        for name, v in c["bandwidth_ratios"].items():
-            print(f"ratio {name}: {common.fmt(v)}")
-        rows = [(name, s["median"], s["min"], s["spread_pct"])
-                for name, s in c["launch"]["results_us_per_launch"].items()]
-        common.print_table(f"CPU launch cost (us per launch, K={k}, R={lr})",
-                           ["variant", "median us", "min us", "IQR %"], rows)
-        for name, v in c["launch"]["ratios"].items():
-            print(f"ratio {name}: {common.fmt(v)}")
+        common.print_cpu_variants(f"CPU norm, 2^{cpu_log2n} float32 rows, 16 B/row "
+                                  f"({common.cpu_model()}, {c['numba_threads']} numba threads)",
+                                  c["bandwidth"])
+        common.print_ratios(c["bandwidth_ratios"])
+        common.print_launch_costs(f"CPU launch cost (us per launch, K={k}, R={lr})",
+                                  c["launch"]["results_us_per_launch"])
+        common.print_ratios(c["launch"]["ratios"])
 
     record["targets"] = targets
-    mets = [t.get("met") for t in targets.values()]
-    record["targets_met"] = (None if not mets or any(m is None for m in mets)
-                             else all(mets))
-    dslug = gpu.slug if gpu is not None and gpu.ok else common.cpu_slug()
+    record["targets_met"] = common.all_met(targets)
     common.write_record(args.out, "collection_views", dslug, record)
     return 0
 

@@ -44,6 +44,12 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def add_section_options(parser: argparse.ArgumentParser) -> None:
+    """``--no-gpu`` and ``--no-cpu``, for the benchmarks with a GPU and a CPU section."""
+    parser.add_argument("--no-gpu", action="store_true", help="skip the GPU section")
+    parser.add_argument("--no-cpu", action="store_true", help="skip the CPU section")
+
+
 # ----------------------------------------------------------------------------- environment
 def simulated() -> bool:
     """Whether numba's CUDA simulator is on (NUMBA_ENABLE_CUDASIM=1): GPU timings are meaningless."""
@@ -191,6 +197,28 @@ class GpuInfo:
     @property
     def slug(self) -> str:
         return "cudasim" if self.simulated else slug(self.name or "cuda")
+
+
+def gpu_to_measure(skip: bool) -> tuple[GpuInfo | None, str]:
+    """The usable GPU and ``""``, or None and why its section is skipped (``--no-gpu``
+    when ``skip``, else the probe's reason); notes the skip, or that figures taken in
+    the simulator are not measurements."""
+    gpu = None if skip else GpuInfo()
+    if gpu is None or not gpu.ok:
+        why = "--no-gpu" if gpu is None else gpu.reason
+        note(f"GPU section skipped: {why}")
+        return None, why
+    if gpu.simulated:
+        note("numba CUDA simulator: GPU figures exercise the code only, they are not "
+             "measurements")
+    return gpu, ""
+
+
+def record_device(gpu: GpuInfo | None) -> tuple[str, str]:
+    """The record's device name and file-name slug: the GPU's, else the host CPU's."""
+    if gpu is None:
+        return f"{cpu_model()} (CPU)", cpu_slug()
+    return str(gpu.name), gpu.slug
 
 
 def _dev_attr(dev: Any, name: str, default: int) -> int:
@@ -517,6 +545,57 @@ def print_table(title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                         for i, (c, w) in enumerate(zip(row, widths))))
     sys.stdout.flush()
+
+
+def fmt_ratio(value: float | None) -> str:
+    """A ratio with 3 decimals, ``-`` when there is none."""
+    return "-" if value is None else f"{value:.3f}"
+
+
+def verdict(met: bool | None) -> str:
+    """How a target came out: ``met``, ``NOT met`` or ``n/a`` (not judged)."""
+    return "n/a" if met is None else "met" if met else "NOT met"
+
+
+def all_met(targets: dict[str, dict[str, Any]]) -> bool | None:
+    """Whether every target is met; None when there is none or one was not judged."""
+    mets = [t.get("met") for t in targets.values()]
+    return None if not mets or any(m is None for m in mets) else all(mets)
+
+
+def print_ratios(ratios: dict[str, float | None]) -> None:
+    for name, value in ratios.items():
+        print(f"ratio {name}: {fmt_ratio(value)}")
+
+
+def print_copy_ceiling(copy: dict[str, Any], gpu_name: str, log2n: int) -> None:
+    """The table of :func:`copy_ceiling`'s copies and the ceiling they set."""
+    rows = [(name, s["TB/s"]["median"], s["TB/s"]["min"], s["time"]["spread_pct"])
+            for name, s in copy["variants"].items()]
+    print_table(f"device-to-device copy on {gpu_name}, 2^{log2n} float32 (read + written)",
+                ["copy", "TB/s", "min TB/s", "IQR %"], rows)
+    print(f"ceiling: {copy['ceiling']} = {fmt(copy['ceiling_TB/s'])} TB/s")
+
+
+def print_gpu_variants(title: str, variants: dict[str, dict[str, Any]]) -> None:
+    """A table of GPU kernel variants measured against the copy ceiling."""
+    rows = [(name, e["config"], None, None, None, None, "ERROR") if "error" in e else
+            (name, e["config"], e["TB/s"]["median"], e["pct_of_copy"], e["time"]["median"],
+             e["time"]["spread_pct"], e["verified"]) for name, e in variants.items()]
+    print_table(title, ["variant", "config", "TB/s", "% copy", "ms", "IQR %", "ok"], rows)
+
+
+def print_cpu_variants(title: str, variants: dict[str, dict[str, Any]]) -> None:
+    """A table of CPU variants with their bandwidth."""
+    rows = [(name, e["GB/s"]["median"], e["GB/s"]["min"], e["time"]["median"],
+             e["time"]["spread_pct"], e["verified"]) for name, e in variants.items()]
+    print_table(title, ["variant", "GB/s", "min GB/s", "ms", "IQR %", "ok"], rows)
+
+
+def print_launch_costs(title: str, results: dict[str, dict[str, Any]]) -> None:
+    """A table of per-launch costs in microseconds."""
+    rows = [(name, s["median"], s["min"], s["spread_pct"]) for name, s in results.items()]
+    print_table(title, ["variant", "median us", "min us", "IQR %"], rows)
 
 
 def note(message: str) -> None:

@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sp = kernels["heavy"]["speedup_portable"]
         print(f"target: heavy speed-up {common.fmt(sp)} >= {common.fmt(target)} -> "
-              f"{'met' if headline['met'] else 'NOT met'}"
+              f"{common.verdict(headline['met'])}"
               f" (saxpy {common.fmt(kernels['saxpy']['speedup_portable'])}, norm "
               f"{common.fmt(kernels['norm']['speedup_portable'])}, memory-bound, for information)")
     common.write_record(args.out, "cpu_scaling", common.cpu_slug(), record)

@@ -270,8 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="K: launches per timed sample (default 2000; quick 200)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="R: timed samples per variant (default 15; quick 3)")
-    parser.add_argument("--no-gpu", action="store_true", help="skip the GPU section")
-    parser.add_argument("--no-cpu", action="store_true", help="skip the CPU section")
+    common.add_section_options(parser)
     args = parser.parse_args(argv)
 
     sim = common.simulated()
@@ -279,56 +278,41 @@ def main(argv: list[str] | None = None) -> int:
     r = args.repeats or (2 if sim else 3 if args.quick else 15)
     warmup = min(k, 200) if not sim else 2
 
-    gpu = common.GpuInfo() if not args.no_gpu else None
+    gpu, why = common.gpu_to_measure(args.no_gpu)
     params = {"launches_per_sample": k, "samples": r, "warmup_launches": warmup,
               "array_elements": ARRAY_SIZE, "dtype": "float32", "int_arg": WORK,
               "target": f"portable <= {TARGET_RATIO} x raw numba-cuda per launch"}
-    device = gpu.name if gpu is not None and gpu.ok else f"{common.cpu_model()} (CPU)"
+    device, dslug = common.record_device(gpu)
     record = common.make_record("launch_overhead", device, params, args.quick)
 
     if gpu is None:
-        common.note("GPU section skipped (--no-gpu)")
-        record["gpu"] = {"skipped": "--no-gpu"}
-    elif not gpu.ok:
-        common.note(f"GPU section skipped: {gpu.reason}")
-        record["gpu"] = {"skipped": gpu.reason}
+        record["gpu"] = {"skipped": why}
     else:
-        if sim:
-            common.note("numba CUDA simulator: GPU figures exercise the code only, they are "
-                        "not measurements")
         g = gpu_section(gpu, k, r, warmup)
         record["gpu"] = g
-        rows = [(name, s["median"], s["min"], s["spread_pct"])
-                for name, s in g["results_us_per_launch"].items()]
-        common.print_table(f"launch overhead on {gpu.name} (us per launch, K={k}, R={r})",
-                           ["variant", "median us", "min us", "IQR %"], rows)
-        for why_name, why in g["skipped"].items():
-            common.note(f"{why_name} skipped: {why}")
+        common.print_launch_costs(f"launch overhead on {gpu.name} (us per launch, K={k}, "
+                                  f"R={r})", g["results_us_per_launch"])
+        for what, reason in g["skipped"].items():
+            common.note(f"{what} skipped: {reason}")
         for name, t in g["targets"].items():
-            shown = "-" if t["ratio"] is None else f"{t['ratio']:.3f}"
-            print(f"target {name}: ratio {shown} {t['target']} -> "
-                  f"{'met' if t['met'] else 'NOT met' if t['met'] is False else 'n/a'}")
-        for name, v in g["ratios"].items():
-            print(f"ratio {name}: {'-' if v is None else f'{v:.3f}'}")
+            print(f"target {name}: ratio {common.fmt_ratio(t['ratio'])} {t['target']} -> "
+                  f"{common.verdict(t['met'])}")
+        common.print_ratios(g["ratios"])
 
     if args.no_cpu:
         record["cpu"] = {"skipped": "--no-cpu"}
     else:
         c = cpu_section(k, r, warmup)
         record["cpu"] = c
-        rows = [(name, s["median"], s["min"], s["spread_pct"])
-                for name, s in c["results_us_per_launch"].items()]
-        common.print_table(f"launch overhead on CPU ({common.cpu_model()}, "
-                           f"{c['numba_threads']} numba threads; us per launch)",
-                           ["variant", "median us", "min us", "IQR %"], rows)
-        for name, v in c["ratios"].items():
-            print(f"ratio {name}: {'-' if v is None else f'{v:.3f}'}")
+        common.print_launch_costs(f"launch overhead on CPU ({common.cpu_model()}, "
+                                  f"{c['numba_threads']} numba threads; us per launch)",
+                                  c["results_us_per_launch"])
+        common.print_ratios(c["ratios"])
 
     gpu_targets = record["gpu"].get("targets", {}) if isinstance(record["gpu"], dict) else {}
     record["targets"] = gpu_targets
     record["targets_met"] = (None if not gpu_targets or gpu_targets["portable_vs_numba"]["met"]
                              is None else gpu_targets["portable_vs_numba"]["met"])
-    dslug = gpu.slug if gpu is not None and gpu.ok else common.cpu_slug()
     common.write_record(args.out, "launch_overhead", dslug, record)
     return 0
 

@@ -715,15 +715,13 @@ def print_section(label: str, s: dict[str, Any]) -> None:
                   f"output copy {parts['output_copy']:.1f}")
         print(case["analysis"])
     for name, t in s["targets"].items():
-        v = t["value"]
-        print(f"target {name}: {'-' if v is None else f'{v:.3f}'} {t['target']} -> "
-              f"{'met' if t['met'] else 'NOT met' if t['met'] is False else 'n/a'}")
+        print(f"target {name}: {common.fmt_ratio(t['value'])} {t['target']} -> "
+              f"{common.verdict(t['met'])}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = common.base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--no-gpu", action="store_true", help="skip the GPU section")
-    parser.add_argument("--no-cpu", action="store_true", help="skip the CPU section")
+    common.add_section_options(parser)
     parser.add_argument("--rows", type=int, nargs="+", default=None,
                         help="conversion sizes (default 1e3..1e7; quick 1e3 1e5)")
     parser.add_argument("--cpu-max-rows", type=int, default=None,
