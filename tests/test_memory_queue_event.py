@@ -75,6 +75,19 @@ def test_memcpy_shape_mismatch_is_an_error_and_writes_nothing(queue):
 
 
 @every_backend
+def test_memset_of_a_strided_host_array_is_refused(queue):
+    """Flattening a strided array copies it: a fill would miss the array itself."""
+    host = np.arange(12, dtype=np.int32).reshape(3, 4)
+    with pytest.raises(pt.PortableError, match="contiguous buffer; this one is strided"):
+        pt.memset(queue, host[:, ::2], 0)
+    queue.synchronize()
+    np.testing.assert_array_equal(host, np.arange(12).reshape(3, 4))
+    pt.memset(queue, host.T, 0)  # F-contiguous: filled in place
+    queue.synchronize()
+    assert not host.any()
+
+
+@every_backend
 def test_memset_rejects_non_byte(queue):
     buf = pt.alloc_buffer(queue.device, 2, np.uint8)
     with pytest.raises(pt.PortableError, match="must be a byte"):

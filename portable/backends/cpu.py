@@ -45,6 +45,14 @@ _PARALLEL_LOCK = threading.Lock()
 BOUNDSCHECK_VAR = "PORTABLE_BOUNDSCHECK"
 
 
+def host_bytes(array: np.ndarray) -> np.ndarray:
+    """The bytes of a contiguous host array as a flat uint8 array sharing its memory;
+    a strided array is an error (its flattening would be a copy)."""
+    if not (array.flags.c_contiguous or array.flags.f_contiguous):
+        raise LaunchError("memset needs a contiguous buffer; this one is strided")
+    return array.ravel(order="K").view(np.uint8)
+
+
 def _noop() -> None:
     """The CPU's block barrier: one thread per block has nothing to wait for."""
 
@@ -173,10 +181,8 @@ class CpuBackend(Backend):
         queue.native.submit(lambda: np.copyto(d, s))
 
     def memset(self, queue: Queue, dst: Any, byte: int) -> None:
-        d = self._host(dst, "memset dst")
-        if not (d.flags.c_contiguous or d.flags.f_contiguous):
-            raise LaunchError("memset needs a contiguous buffer; this one is strided")
-        queue.native.submit(lambda: d.ravel(order="K").view(np.uint8).fill(byte))
+        d = host_bytes(self._host(dst, "memset dst"))
+        queue.native.submit(lambda: d.fill(byte))
 
     def device_of(self, array: Any) -> Device | None:
         return self.devices()[0] if self.as_array(array) is not None else None

@@ -22,6 +22,7 @@ from ..device import Device, DeviceLimits
 from ..errors import LaunchError, PortableError
 from ..kernel import DeviceFunction, Kernel, global_resolver
 from ..transform import Dialect, ViewParam, build_function
+from .cpu import host_bytes
 from .cuda_launch import LaunchCache, Marshaller
 
 if TYPE_CHECKING:
@@ -195,13 +196,14 @@ class CudaBackend(Backend):
         if dev is None:
             if not isinstance(dst, np.ndarray):
                 raise PortableError(f"memset dst is a {type(dst).__name__}; pass a buffer")
+            target = host_bytes(dst)
             queue.native.synchronize()
-            dst.ravel(order="K").view(np.uint8).fill(byte)
+            target.fill(byte)
             return
         if not (dev.flags["C_CONTIGUOUS"] or dev.flags["F_CONTIGUOUS"]):
             raise PortableError("memset needs a contiguous buffer; this one is strided")
         if self.simulated:
-            dev._ary.ravel(order="K").view(np.uint8).fill(byte)
+            host_bytes(dev._ary).fill(byte)
             return
         from numba.cuda.cudadrv import driver
         driver.device_memset(dev, byte, dev.nbytes, stream=queue.native)
