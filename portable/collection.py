@@ -119,15 +119,8 @@ class PortableCollection:
         self.device = queue.device if device is None and queue is not None else (
             get_device() if device is None else device)
         self.nbytes = layout.byte_size(self.capacity)
-        if buffer is not None:
-            self.buffer = self._adopt(buffer)
-        elif self.device.backend.is_gpu:
-            if pinned:
-                raise PortableError("pinned=True is for host collections; a GPU "
-                                    "collection lives in device memory")
-            self.buffer = alloc_buffer(self.device, self.nbytes, np.uint8)  # 256-byte aligned
-        else:
-            self.buffer = _aligned_host(self.nbytes, layout.alignment, pinned)
+        self.buffer = (self._adopt(buffer) if buffer is not None else
+                       _new_buffer(self.device, self.nbytes, layout.alignment, pinned))
         if zero:
             q = queue if queue is not None else Queue(self.device)
             memset(q, self.buffer, 0)
@@ -275,7 +268,8 @@ class MultiCollection:
         placed = block_offsets(pairs)
         self.device = get_device() if device is None else device
         self.nbytes = placed.total
-        self.buffer = alloc_buffer(self.device, self.nbytes, np.uint8)
+        self.buffer = _new_buffer(self.device, self.nbytes,
+                                  max((layout.alignment for layout, _ in pairs), default=1))
         if zero:
             memset(queue if queue is not None else Queue(self.device), self.buffer, 0)
         self.blocks = [
@@ -288,6 +282,17 @@ class MultiCollection:
 
     def __len__(self) -> int:
         return len(self.blocks)
+
+
+def _new_buffer(device: Device, nbytes: int, alignment: int, pinned: bool = False) -> Any:
+    """A collection's own bytes: device memory on a GPU (256-byte aligned), else host
+    memory whose first byte sits on ``alignment``."""
+    if not device.backend.is_gpu:
+        return _aligned_host(nbytes, alignment, pinned)
+    if pinned:
+        raise PortableError("pinned=True is for host collections; a GPU collection lives in "
+                            "device memory")
+    return alloc_buffer(device, nbytes, np.uint8)
 
 
 def _aligned_host(nbytes: int, alignment: int, pinned: bool) -> np.ndarray:
