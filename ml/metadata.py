@@ -39,8 +39,9 @@ import numpy as np
 
 from portable.collection import PortableCollection
 from portable.errors import PortableError
+from portable.layout import align_up
 
-from .tensors import BlockGeometry, block_tensor
+from .tensors import BlockGeometry, block_tensor, row_quantum
 
 
 class MetadataError(PortableError):
@@ -141,8 +142,8 @@ class SoAMetadata:
     def row_quantum(self) -> int:
         """Batches start on multiples of this many rows: the alignment in rows
         of the block with the largest items."""
-        align = self.collection.layout.alignment
-        return max((align // b.geometry.itemsize for b in self.blocks.values()), default=1)
+        return max((row_quantum(self.collection, b.geometry) for b in self.blocks.values()),
+                   default=1)
 
 
 class ModelMetadata:
@@ -185,7 +186,7 @@ class ModelMetadata:
 def _batches(size: int, quantum: int, batch_size: int) -> Iterator[tuple[int, int]]:
     if batch_size < 1:
         raise MetadataError(f"batch_size must be a positive number of rows, not {batch_size}")
-    step = -(-batch_size // quantum) * quantum
+    step = align_up(batch_size, quantum)
     return iter([(start, min(start + step, size)) for start in range(0, size, step)])
 
 
@@ -220,7 +221,6 @@ def _geometry(name: str, collection: PortableCollection, members: Sequence[str],
     if not adjacent:
         warnings.warn(f"block {name!r} is not adjacent in {layout.__name__}: its tensor is a "
                       f"copy, and writes to it do not reach the collection", stacklevel=3)
-    return BlockGeometry(kind=first.kind, dtype=np.dtype(first.dtype),
-                         offsets=tuple(p.offset for p in parts), count=len(parts),
-                         rows=first.rows, cols=first.cols, pitch=first.pitch,
-                         itemsize=first.itemsize, contiguous=adjacent)
+    return BlockGeometry(kind=first.kind, dtype=first.dtype,
+                         offsets=tuple(p.offset for p in parts), rows=first.rows,
+                         cols=first.cols, pitch=first.pitch, contiguous=adjacent)

@@ -27,12 +27,19 @@ class BlockGeometry:
     kind: str
     dtype: np.dtype
     offsets: tuple[int, ...]
-    count: int
     rows: int
     cols: int
     pitch: int
-    itemsize: int
     contiguous: bool
+
+    @property
+    def count(self) -> int:
+        """How many members the block holds."""
+        return len(self.offsets)
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
 
 
 def torch_device(collection: PortableCollection) -> Any:
@@ -42,9 +49,17 @@ def torch_device(collection: PortableCollection) -> Any:
     return torch.device("cuda", device.index) if device.backend.is_gpu else torch.device("cpu")
 
 
+def row_quantum(collection: PortableCollection, g: BlockGeometry) -> int:
+    """Tensors of block ``g`` start on multiples of this many rows: the layout's
+    alignment in items of the block's dtype."""
+    return collection.layout.alignment // g.itemsize
+
+
 def flat_tensor(collection: PortableCollection, dtype: np.dtype) -> Any:
     """The whole buffer as a 1-D tensor of ``dtype``, sharing memory (cached)."""
-    per_dtype = _bases.setdefault(collection, {})
+    per_dtype = _bases.get(collection)
+    if per_dtype is None:
+        per_dtype = _bases[collection] = {}
     found = per_dtype.get(dtype)
     if found is None:
         import torch
@@ -63,7 +78,7 @@ def block_tensor(collection: PortableCollection, g: BlockGeometry, start: int,
     if not 0 <= start <= stop <= collection.size:
         raise PortableError(f"rows {start}:{stop} are outside the collection's "
                             f"{collection.size} rows")
-    quantum = collection.layout.alignment // g.itemsize
+    quantum = row_quantum(collection, g)
     if start % quantum:
         raise PortableError(
             f"rows start at {start}, but tensors over {collection.layout.__name__} must start "
