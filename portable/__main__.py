@@ -26,15 +26,14 @@ def report() -> str:
         lines.append(f"  {dist:<11} {_version(dist)}")
     lines += ["", "backends:"]
     for backend in pt.all_backends():
-        state = "available" if backend.available else f"unavailable: {backend.reason}"
-        lines.append(f"  {backend.name:<12} {state}")
+        lines.append(f"  {backend.name:<12} {backend.state}")
     lines.append("")
     try:
         chosen = pt.selected_backend()
     except pt.BackendError as err:
         lines.append(f"selected: none ({err})")
         return "\n".join(lines)
-    how = f"from {ENV_VAR}" if os.environ.get(ENV_VAR) else "default"
+    how = f"from {ENV_VAR}" if os.environ.get(ENV_VAR, "").strip() else "default"
     lines.append(f"selected: {chosen.name} ({how})")
     for device in chosen.devices():
         lim = device.limits
