@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import difflib
+import functools
 import os
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -46,21 +47,16 @@ class Backend(ABC):
 
     name: str = ""
     is_gpu: bool = False
-    _unavailable_reason: str | None = None
-    _probed: bool = False
 
     # -- availability -------------------------------------------------------
     @abstractmethod
     def _probe(self) -> str | None:
         """Return ``None`` if the backend can run here, else the reason why not."""
 
-    @property
+    @functools.cached_property
     def reason(self) -> str | None:
-        """Why the backend cannot run here, or ``None`` when it can."""
-        if not self._probed:
-            self._unavailable_reason = self._probe()
-            self._probed = True
-        return self._unavailable_reason
+        """Why the backend cannot run here, or ``None`` when it can (probed once)."""
+        return self._probe()
 
     @property
     def available(self) -> bool:
@@ -147,9 +143,13 @@ class Backend(ABC):
         """Compile (once, cached) and enqueue ``kernel`` on ``queue``; ``views``
         says which parameters receive collection views (each as three args)."""
 
+    @property
+    def state(self) -> str:
+        """``available``, or ``unavailable: <reason>``."""
+        return "available" if self.available else f"unavailable: {self.reason}"
+
     def __repr__(self) -> str:
-        state = "available" if self.available else f"unavailable: {self.reason}"
-        return f"<backend {self.name} ({state})>"
+        return f"<backend {self.name} ({self.state})>"
 
 
 _REGISTRY: dict[str, Backend] = {}

@@ -308,6 +308,7 @@ def _check_alignment(value: Any, layout: str, members: Sequence[Member]) -> int:
 VIEW_ATTRIBUTES = frozenset({"size", "capacity", "layout", "readonly", "buffer"})
 
 
+@lru_cache(maxsize=None)
 def _reserved_names() -> frozenset[str]:
     names = {n for n in dir(Layout) if not n.startswith("_")}
     names |= {n for n in dir(LayoutMeta) if not n.startswith("_")}
@@ -386,14 +387,12 @@ class LayoutMeta(type):
         inherited_names = {m.name for m in inherited}
 
         own: list[Member] = []
-        taken = set(inherited_names)
         for key, value in namespace.items():
             if key in inherited_names:
                 raise LayoutError(f"{name}: {key!r} would hide the member {key!r} of "
                                   f"{parent.__name__}; rename it")
             if isinstance(value, MemberSpec):
-                own.append(_bind(_check_name(key, name, taken), value, name))
-                taken.add(key)
+                own.append(_bind(_check_name(key, name, ()), value, name))
             elif not key.startswith("_") and key != "alignment" and _is_dtype_like(value):
                 shown = (f"np.{value.__name__}" if isinstance(value, type)
                          and issubclass(value, np.generic) else getattr(value, "__name__",

@@ -6,11 +6,11 @@ CUDA (which expose ``__cuda_array_interface__``).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .backend import available_backends, get_backend
+from .backend import Backend, all_backends, get_backend
 from .device import Device
 from .errors import PortableError
 from .queue import Queue
@@ -106,7 +106,7 @@ def device_of(array: Any) -> Device | None:
         >>> pt.device_of(np.zeros(3)).backend.is_gpu
         False
     """
-    for backend in available_backends():
+    for backend in _probed_in_turn():
         found = backend.device_of(array)
         if found is not None:
             return found
@@ -127,7 +127,7 @@ def as_view(obj: Any, device: Device | None = None) -> Any:
         >>> v = pt.as_view(a); v[0] = 7.0; a[0]
         np.float64(7.0)
     """
-    candidates = [device.backend] if device is not None else available_backends()
+    candidates = [device.backend] if device is not None else _probed_in_turn()
     for backend in candidates:
         view = backend.as_array(obj)
         if view is not None:
@@ -140,3 +140,9 @@ def as_view(obj: Any, device: Device | None = None) -> Any:
         f"it lives elsewhere or exposes neither __cuda_array_interface__, "
         f"__array_interface__ nor DLPack. Copy it with pt.memcpy into a buffer "
         f"from pt.alloc_buffer.")
+
+
+def _probed_in_turn() -> Iterator[Backend]:
+    """The available backends in registry order, each probed only when reached: a
+    host array is recognised without starting the GPU drivers."""
+    return (backend for backend in all_backends() if backend.available)

@@ -18,6 +18,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+import numba
 import numpy as np
 
 from ..backend import Backend, register
@@ -53,6 +54,7 @@ def host_bytes(array: np.ndarray) -> np.ndarray:
     return array.ravel(order="K").view(np.uint8)
 
 
+@numba.njit
 def _noop() -> None:
     """The CPU's block barrier: one thread per block has nothing to wait for."""
 
@@ -63,10 +65,9 @@ def cpu_dialect(ndim: int) -> Dialect:
         return {"block_idx": f"{acc}[{d}]", "grid_blocks": f"{acc}[{ndim + d}]",
                 "thread_elements": f"{acc}[{2 * ndim + d}]",
                 "thread_idx": "0", "block_threads": "1"}[kind]
-    import numba
     return Dialect(ndim, index, _CPU_CALLS,
                    {"__pt_np__": np, "__pt_atomics__": cpu_atomics,
-                    "__pt_noop__": numba.njit(_noop), "__pt_nonneg__": cpu_hints.nonnegative},
+                    "__pt_noop__": _noop, "__pt_nonneg__": cpu_hints.nonnegative},
                    index_hint="__pt_nonneg__",
                    unsupported_dtypes=frozenset({np.dtype(np.float16)}))
 
@@ -132,11 +133,7 @@ class CpuBackend(Backend):
         self._device: Device | None = None
 
     def _probe(self) -> str | None:
-        try:
-            import numba  # noqa: F401
-        except ImportError as err:
-            return f"numba cannot be imported ({err})"
-        return None
+        return None  # numba, all these backends need, is imported with this module
 
     def _cores(self) -> int:
         return 1
@@ -221,7 +218,6 @@ class CpuBackend(Backend):
         return np.ndarray(shape, dtype, buffer=buffer, offset=offset, strides=strides)
 
     def compile_device_function(self, function: DeviceFunction, key: Any) -> Any:
-        import numba
         ndim, checked = key
         py = build_function(function.parsed, cpu_dialect(ndim), global_resolver(self, key))
         return numba.njit(py, error_model="numpy", boundscheck=checked)
@@ -231,7 +227,6 @@ class CpuBackend(Backend):
         key = (self.name, ndim, views, checked)
         found = kernel.compiled.get(key)
         if found is None:
-            import numba
             py = build_function(kernel.parsed, cpu_dialect(ndim),
                                 global_resolver(self, (ndim, checked)), views=views)
             body = numba.njit(py, error_model="numpy", nogil=True, boundscheck=checked)
@@ -267,7 +262,6 @@ class CpuBackend(Backend):
 
 def _make_driver(body: Any, ndim: int, nargs: int, parallel: bool) -> Any:
     """A jitted loop over all blocks that calls the kernel ``body`` once per block."""
-    import numba
     names = ", ".join(f"a{i}" for i in range(nargs))
     lines = [f"def driver(blocks, elements{', ' if nargs else ''}{names}):",
              "    total = " + " * ".join(f"blocks[{d}]" for d in range(ndim)),
@@ -296,7 +290,6 @@ class CpuThreads(CpuBackend):
     parallel = True
 
     def _cores(self) -> int:
-        import numba
         return numba.get_num_threads()
 
 
