@@ -21,6 +21,9 @@ import kernels
 import portable as pt
 from kernels.reference import histogram_ref
 
+R_MAX = 200.0  # cm: the radius histogram's range is [0, R_MAX)
+R_BINS = 40
+
 
 @pt.kernel
 def hit_radius(acc, x, y, z, r):
@@ -44,14 +47,14 @@ def process(queue: pt.Queue, hits: dict[str, np.ndarray], far_hit: pt.DeviceFunc
     r = pt.alloc_buffer(queue.device, n, np.float32)
     pt.launch(queue, pt.make_workdiv(queue.device, n), hit_radius, x, y, z, r)
 
-    counts = pt.alloc_buffer(queue.device, 40, np.int64)
-    kernels.histogram(queue, r, 0.0, 200.0, counts)
+    counts = pt.alloc_buffer(queue.device, R_BINS, np.int64)
+    kernels.histogram(queue, r, 0.0, R_MAX, counts)
     total = pt.alloc_buffer(queue.device, 1, np.float32)
     kernels.reduce_sum(queue, r, total)
     far = pt.alloc_buffer(queue.device, n, np.int64)
     n_far = kernels.compact_where(queue, far_hit, r, far)  # synchronizes once
 
-    r_h, counts_h = np.empty(n, np.float32), np.empty(40, np.int64)
+    r_h, counts_h = np.empty(n, np.float32), np.empty(R_BINS, np.int64)
     total_h, far_h = np.empty(1, np.float32), np.empty(n_far, np.int64)
     for host, device in ((r_h, r), (counts_h, counts), (total_h, total), (far_h, far[:n_far])):
         pt.memcpy(queue, host, device)
@@ -80,13 +83,14 @@ def main() -> None:
     # each stage against NumPy, given the stage's own input
     r_ref = np.sqrt(hits["x"] ** 2 + hits["y"] ** 2 + hits["z"] ** 2, dtype=np.float32)
     np.testing.assert_allclose(r_h, r_ref, rtol=1e-6)
-    np.testing.assert_array_equal(counts_h, histogram_ref(r_h, 0.0, 200.0, 40, np.int64))
+    np.testing.assert_array_equal(counts_h, histogram_ref(r_h, 0.0, R_MAX, R_BINS, np.int64))
     np.testing.assert_array_equal(far_h, np.flatnonzero(r_h > args.cut))
     assert math.isclose(total_h[0], r_h.sum(dtype=np.float64), rel_tol=1e-4)
 
+    width, busiest = R_MAX / R_BINS, counts_h.argmax()
     print(f"{args.hits} hits: {far_h.size} beyond {args.cut} cm, mean radius "
           f"{total_h[0] / args.hits:.2f} cm; busiest radius bin "
-          f"{5 * counts_h.argmax()}-{5 * counts_h.argmax() + 5} cm")
+          f"{width * busiest:g}-{width * (busiest + 1):g} cm")
     print(f"first event {1e3 * (second - first):.1f} ms (compiling the kernels), "
           f"next event {1e3 * (done - second):.1f} ms; every result equals NumPy's")
 

@@ -84,9 +84,7 @@ def length(op: str, name: str, value: Any, size: int) -> None:
 def real_scalar(op: str, name: str, value: Any, dtype: np.dtype) -> Any:
     """``value`` converted exactly to a scalar of ``dtype``: a real number, and an
     integer when ``dtype`` is an integer type."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise KernelArgumentError(f"{op}: {name} must be a real number, got "
-                                  f"{type(value).__name__}")
+    _real_number(op, name, value)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         if not (float(value).is_integer() and info.min <= value <= info.max):
@@ -99,15 +97,19 @@ def real_scalar(op: str, name: str, value: Any, dtype: np.dtype) -> Any:
 
 def finite_range(op: str, lo: Any, hi: Any) -> tuple[float, float]:
     """``(lo, hi)`` as Python floats with ``lo < hi``, both finite."""
-    for name, value in (("lo", lo), ("hi", hi)):
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-            raise KernelArgumentError(f"{op}: {name} must be a real number, got "
-                                      f"{type(value).__name__}")
+    _real_number(op, "lo", lo)
+    _real_number(op, "hi", hi)
     lo_f, hi_f = float(lo), float(hi)
     if not (math.isfinite(lo_f) and math.isfinite(hi_f) and lo_f < hi_f):
         raise KernelArgumentError(
             f"{op}: the range [lo, hi) = [{lo!r}, {hi!r}) must be finite with lo < hi")
     return lo_f, hi_f
+
+
+def _real_number(op: str, name: str, value: Any) -> None:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise KernelArgumentError(f"{op}: {name} must be a real number, got "
+                                  f"{type(value).__name__}")
 
 
 def one_argument_function(op: str, fn: Any) -> None:

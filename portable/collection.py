@@ -161,7 +161,7 @@ class PortableCollection:
         array on a GPU. Host arrays are NumPy arrays; GPU arrays expose
         ``__cuda_array_interface__``.
         """
-        g = self.layout.geometry(self.capacity)[self.layout.member(name).name]
+        g = self.layout._geometry_of(name, self.capacity)
         if g.kind == "scalar":
             shape, strides = ((), ()) if not self.device.backend.is_gpu else ((1,), (g.itemsize,))
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .device import Device, get_device
+from .errors import PortableError
 
 if TYPE_CHECKING:
     from .event import Event
@@ -59,7 +60,6 @@ class Queue:
     def wait_for(self, event: Event) -> None:
         """Make later work on this queue wait for ``event``; the host does not block."""
         if event.device.backend is not self.backend:
-            from .errors import PortableError
             raise PortableError(
                 f"event on {event.device} cannot order a queue on {self.device}")
         self.backend.wait_event(self, event)

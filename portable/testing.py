@@ -26,10 +26,12 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import pytest
 
-from .backend import all_backends, get_backend
+from .backend import all_backends
 from .device import get_device
+from .memory import alloc_buffer, memcpy, memset
 from .queue import Queue
 
 TEST_BACKENDS_VAR = "PORTABLE_TEST_BACKENDS"
@@ -70,6 +72,39 @@ def every_backend(test: Callable[..., Any]) -> Callable[..., Any]:
     return pytest.mark.parametrize("backend", backends_under_test())(test)
 
 
+def poisoned(queue: Queue, shape: int | tuple[int, ...], dtype: Any) -> Any:
+    """A new buffer on ``queue.device`` with every byte 0xFF (NaN for floats, -1 for
+    signed integers), so that an element a kernel fails to write shows.
+
+    Example::
+
+        >>> import numpy as np, portable as pt
+        >>> q = pt.Queue(pt.get_device("cpu_serial"))
+        >>> host_copy(q, poisoned(q, 3, np.int32))
+        array([-1, -1, -1], dtype=int32)
+    """
+    buf = alloc_buffer(queue.device, shape, dtype)
+    memset(queue, buf, 0xFF)
+    return buf
+
+
+def host_copy(queue: Queue, array: Any) -> np.ndarray:
+    """A new host array holding ``array`` (host or device) once ``queue``'s work so far
+    has finished.
+
+    Example::
+
+        >>> import numpy as np, portable as pt
+        >>> q = pt.Queue(pt.get_device("cpu_serial"))
+        >>> host_copy(q, np.arange(3.0))
+        array([0., 1., 2.])
+    """
+    host = np.empty(array.shape, array.dtype)
+    memcpy(queue, host, array)
+    queue.synchronize()
+    return host
+
+
 def test_sizes(queue_or_backend: Queue | str, sizes: Sequence[int] = AWKWARD_SIZES) -> list[int]:
     """``sizes`` trimmed to what the backend can run quickly (the simulator takes small ones)."""
     name = queue_or_backend if isinstance(queue_or_backend, str) else queue_or_backend.backend.name
@@ -84,4 +119,4 @@ test_sizes.__test__ = False  # type: ignore[attr-defined]  # not a test itself
 @pytest.fixture
 def queue(backend: str) -> Queue:
     """A blocking queue on the first device of the parametrized ``backend``."""
-    return Queue(get_device(get_backend(backend)))
+    return Queue(get_device(backend))

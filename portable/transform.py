@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import KernelError
+from .layout import align_up
 
 #: index members read as attributes: ``acc.block_idx`` and so on
 INDEX_MEMBERS = ("block_idx", "thread_idx", "grid_blocks", "block_threads",
@@ -87,7 +88,20 @@ class _Placeholder(ast.NodeTransformer):
         return self.exprs.get(node.id, node)
 
 
-class _AccRewriter(ast.NodeTransformer):
+class _KernelRewriter(ast.NodeTransformer):
+    """A rewriter of the function ``where`` names, whose errors give the line."""
+
+    where: str
+
+    def _err(self, node: ast.AST, message: str) -> KernelError:
+        return _error_at(self.where, node, message)
+
+
+def _error_at(where: str, node: ast.AST, message: str) -> KernelError:
+    return KernelError(f"{where}, line {getattr(node, 'lineno', '?')}: {message}")
+
+
+class _AccRewriter(_KernelRewriter):
     """Rewrites every ``acc.<member>`` of one function for one dialect."""
 
     def __init__(self, acc: str, dialect: Dialect, where: str) -> None:
@@ -95,10 +109,6 @@ class _AccRewriter(ast.NodeTransformer):
         self._ids = itertools.count()
 
     # -- helpers -----------------------------------------------------------
-    def _err(self, node: ast.AST, message: str) -> KernelError:
-        line = getattr(node, "lineno", "?")
-        return KernelError(f"{self.where}, line {line}: {message}")
-
     def _member(self, node: ast.AST) -> str | None:
         if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
                 and node.value.id == self.acc):
@@ -171,8 +181,7 @@ class _AccRewriter(ast.NodeTransformer):
                                          f"of the loop; use a flag or an early return")
         if node.iter.keywords:
             raise self._err(node, f"acc.{member}() takes positional arguments only")
-        body = [self.visit(s) for s in node.body]
-        body = [s for stmt in body for s in (stmt if isinstance(stmt, list) else [stmt])]
+        body = [s for stmt in node.body for s in _as_list(self.visit(stmt))]
         args = [self.visit(a) for a in node.iter.args]
         stmts = getattr(self, f"_loop_{member}")(node, args, body)
         for stmt in stmts:
@@ -425,8 +434,8 @@ def _check_members(parsed: ParsedFunction) -> None:
                 and node.value.id == parsed.acc and node.attr not in ALL_MEMBERS):
             close = difflib.get_close_matches(node.attr, ALL_MEMBERS, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise KernelError(f"{parsed.where}, line {node.lineno}: the accelerator has "
-                              f"no member {node.attr!r}{hint}")
+            raise _error_at(parsed.where, node,
+                            f"the accelerator has no member {node.attr!r}{hint}")
 
 
 def _annotated_acc(arg: ast.arg, func: Callable[..., Any]) -> bool:
@@ -546,7 +555,7 @@ class ViewParam:
     readonly: bool
 
 
-class _ViewRewriter(ast.NodeTransformer):
+class _ViewRewriter(_KernelRewriter):
     """Rewrites ``v.<member>`` of a view parameter ``v`` into the local arrays
     that the view's prologue builds (a scalar member ``v.s`` becomes ``v_s[0]``),
     ``v.size`` and ``v.capacity`` into the parameters that carry them."""
@@ -555,9 +564,6 @@ class _ViewRewriter(ast.NodeTransformer):
         self.name, self.prefix, self.spec, self.where = name, prefix, spec, where
         self.members = {m.name: m for m in spec.layout.members()}
         self.used: set[str] = set()
-
-    def _err(self, node: ast.AST, message: str) -> KernelError:
-        return KernelError(f"{self.where}, line {getattr(node, 'lineno', '?')}: {message}")
 
     def _is_view(self, node: ast.AST) -> bool:
         return isinstance(node, ast.Name) and node.id == self.name
@@ -633,7 +639,7 @@ def _view_prologue(prefix: str, spec: ViewParam, used: set[str]) -> str:
     for k, m in enumerate(layout.members()):
         isz, rows, cols = m.itemsize, m.rows, m.cols
         pitch = f"(({cap} * {isz} + {align - 1}) // {align} * {align})"
-        size = str(-(-isz // align) * align) if m.kind == "scalar" else f"{rows * cols} * {pitch}"
+        size = str(align_up(isz, align)) if m.kind == "scalar" else f"{rows * cols} * {pitch}"
         if m.name in used:
             dt = f"__pt_np__.{m.dtype.name}"
             if m.kind == "scalar":

@@ -137,7 +137,7 @@ def make_workdiv(device: Device, extent: int | Sequence[int],
             blocks = max(1, -(-ext[0] // per_block))
             return WorkDiv(min(blocks, device.limits.max_grid_dims[2]), per_block, 1)
         # n-D: a square-ish block in the last two dimensions.
-        tx = min(per_block, 32 if len(ext) > 1 else per_block)
+        tx = min(per_block, 32)
         ty = max(1, per_block // tx)
         t = (1,) * (len(ext) - 2) + (ty, tx)
         b = tuple(max(1, -(-n // k)) for n, k in zip(ext, t))

@@ -1,5 +1,4 @@
 """Helpers shared by the collection and ML tests."""
-import numpy as np
 
 import portable as pt
 
@@ -17,10 +16,3 @@ def to_host(queue, collection):
     queue.synchronize()
     return host
 
-
-def device_bytes(queue, buffer):
-    """The bytes of a device or host buffer, as a new host array."""
-    host = np.empty(buffer.shape, np.uint8)
-    pt.memcpy(queue, host, buffer)
-    queue.synchronize()
-    return host

@@ -6,9 +6,9 @@ import pytest
 
 import portable as pt
 from portable.layout import block_offsets, numpy_views
-from portable.testing import every_backend, is_simulated, test_sizes
+from portable.testing import every_backend, host_copy, is_simulated, test_sizes
 
-from collection_helpers import HOST, capacities, device_bytes, to_host
+from collection_helpers import HOST, capacities, to_host
 
 SIZES = (0, 1, 31, 1000)
 
@@ -245,7 +245,7 @@ def test_round_trip_preserves_every_byte(queue, layout):
 def test_zeroed_collection_is_all_zero(queue):
     for n in (0, 31):
         c = pt.PortableCollection(Mixed, n, queue.device, capacity=n + 3, zero=True, queue=queue)
-        assert not device_bytes(queue, c.buffer).any()
+        assert not host_copy(queue, c.buffer).any()
 
 
 def test_host_values_round_trip_through_columns():
@@ -319,7 +319,7 @@ def test_kernel_reads_const_view_into_another_collection(queue):
             host = random_every(n, capacity, seed=n)
             src = host.to(queue)
             dst = poisoned(queue, Derived, n, capacity + 7)
-            before = device_bytes(queue, src.buffer)
+            before = host_copy(queue, src.buffer)
             pt.launch(queue, wd(queue, n), derive, src.const_view(), dst.view())
             out = to_host(queue, dst)
             v = {m.name: host.column(m.name) for m in Every.members()}
@@ -332,7 +332,7 @@ def test_kernel_reads_const_view_into_another_collection(queue):
             np.testing.assert_allclose(out.column("trace"), trace, rtol=1e-6)
             np.testing.assert_array_equal(out.column("code"), code)
             assert int(out.column("event")) == 1234 - 34
-            np.testing.assert_array_equal(device_bytes(queue, src.buffer), before)
+            np.testing.assert_array_equal(host_copy(queue, src.buffer), before)
             untouched = out.buffer[~occupied(Derived, n, capacity + 7)]
             assert (untouched == 0xFF).all()
 
@@ -427,7 +427,7 @@ def test_collection_adopts_an_existing_buffer(queue):
     if not queue.backend.is_gpu:
         assert np.shares_memory(c.buffer, raw) and c.buffer.ctypes.data == raw.ctypes.data
     pt.launch(queue, wd(queue, n), fill_small, c.view(), 0.5)
-    got = device_bytes(queue, raw)          # read back through the original buffer
+    got = host_copy(queue, raw)          # read back through the original buffer
     v = numpy_views(Small, got, capacity)
     np.testing.assert_array_equal(v["x"][:n], 0.5 + np.arange(n, dtype=np.float32))
     np.testing.assert_array_equal(v["idx"][:n], np.arange(n))
@@ -443,7 +443,7 @@ def test_adopted_buffer_errors(queue):
     pt.memset(queue, small, 0xAB)
     with pytest.raises(pt.PortableError, match=f"has {need - 1} bytes but Small needs {need}"):
         pt.PortableCollection(Small, 10, queue.device, buffer=small)
-    assert (device_bytes(queue, small) == 0xAB).all()
+    assert (host_copy(queue, small) == 0xAB).all()
     floats = pt.alloc_buffer(queue.device, need, np.float32)
     with pytest.raises(pt.PortableError, match="1-D uint8 array, got float32"):
         pt.PortableCollection(Small, 10, queue.device, buffer=floats)
@@ -479,7 +479,7 @@ def test_multicollection_blocks(queue):
             pt.launch(queue, wd(queue, n), fill_small, block.view(), 100.0 * k)
         else:
             pt.launch(queue, wd(queue, n), fill_wide, block.view(), 0.5 + k)
-    got = device_bytes(queue, m.buffer)
+    got = host_copy(queue, m.buffer)
     written = np.zeros(m.nbytes, bool)
     for k, (layout, n) in enumerate(pairs):
         start = placed.offsets[k]
@@ -594,7 +594,7 @@ def test_unknown_member_in_kernel(queue):
     c = poisoned(queue, Small, 5)
     with pytest.raises(pt.KernelError, match=r"no member 'xx'; did you mean x"):
         pt.launch(queue, wd(queue, 5), unknown_member, c.view())
-    assert (device_bytes(queue, c.buffer) == 0xFF).all()
+    assert (host_copy(queue, c.buffer) == 0xFF).all()
 
 
 @every_backend
@@ -607,7 +607,7 @@ def test_writing_through_a_const_view_is_refused(queue, kernel, member):
                                              rf"view; pass collection.view\(\)"):
         pt.launch(queue, wd(queue, 5), kernel, c.const_view())
     queue.synchronize()
-    assert (device_bytes(queue, c.buffer) == 0xFF).all()
+    assert (host_copy(queue, c.buffer) == 0xFF).all()
 
 
 @every_backend
@@ -620,7 +620,7 @@ def test_view_misuse_in_kernels(queue):
         pt.launch(queue, wd(queue, 5), assigns_size, c.view())
     with pytest.raises(pt.KernelError, match=r"c\.x is an array: assign its elements"):
         pt.launch(queue, wd(queue, 5), assigns_array, c.view())
-    assert (device_bytes(queue, c.buffer) == 0xFF).all()
+    assert (host_copy(queue, c.buffer) == 0xFF).all()
 
 
 @every_backend
@@ -636,9 +636,9 @@ def test_copy_between_mismatched_collections(queue):
     with pytest.raises(pt.PortableError, match="from a ndarray"):
         dst.copy_from(queue, np.zeros(dst.nbytes, np.uint8))
     same = pt.PortableCollection(Small, 5, queue.device, zero=True, queue=queue)
-    assert (device_bytes(queue, dst.buffer) == 0xFF).all()
+    assert (host_copy(queue, dst.buffer) == 0xFF).all()
     dst.copy_from(queue, same)
-    assert not device_bytes(queue, dst.buffer).any()
+    assert not host_copy(queue, dst.buffer).any()
 
 
 @every_backend
@@ -662,7 +662,7 @@ def test_view_of_a_collection_on_another_backend(queue):
                                                  rf"queue runs on {name}:0; move it"):
             pt.launch(queue, wd(queue, 5), fill_small, c.view(), 1.0)
         queue.synchronize()
-        assert (device_bytes(oq, c.buffer) == 0xFF).all()
+        assert (host_copy(oq, c.buffer) == 0xFF).all()
         # the advertised fix: a copy on a queue of the GPU involved
         gpu_queue = oq if device.backend.is_gpu else queue
         moved = c.to(gpu_queue, queue.device)
@@ -820,7 +820,7 @@ def test_other_writes_through_a_const_view_are_refused(queue, kernel):
     c = poisoned(queue, Small, 5)
     with pytest.raises(pt.KernelError, match="read-only view"):
         pt.launch(queue, wd(queue, 5), kernel, c.const_view())
-    assert (device_bytes(queue, c.buffer) == 0xFF).all()
+    assert (host_copy(queue, c.buffer) == 0xFF).all()
 
 
 @pt.kernel
@@ -839,7 +839,7 @@ def test_writes_through_an_alias_of_a_const_view_fail_to_compile(queue):
     c = poisoned(queue, Small, 5)
     with pytest.raises(Exception, match="(?i)read.?only|readonly|Cannot modify"):
         pt.launch(queue, wd(queue, 5), write_const_alias, c.const_view())
-    assert (device_bytes(queue, c.buffer) == 0xFF).all()
+    assert (host_copy(queue, c.buffer) == 0xFF).all()
 
 
 def test_load_reads_the_path_that_save_was_given(tmp_path):

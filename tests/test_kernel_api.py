@@ -6,21 +6,8 @@ import numpy as np
 import pytest
 
 import portable as pt
-from portable.testing import every_backend, is_simulated
+from portable.testing import every_backend, host_copy, is_simulated, poisoned
 from race_helpers import RACE_DEADLINE_S, loses_a_count
-
-
-def to_host(queue, array):
-    host = np.empty(array.shape, array.dtype)
-    pt.memcpy(queue, host, array)
-    queue.synchronize()
-    return host
-
-
-def poisoned(queue, shape, dtype):
-    buf = pt.alloc_buffer(queue.device, shape, dtype)
-    pt.memset(queue, buf, 0xFF)
-    return buf
 
 
 def gpu_or_cpu(queue, gpu: pt.WorkDiv, cpu: pt.WorkDiv) -> pt.WorkDiv:
@@ -47,10 +34,10 @@ def test_uniform_elements_visits_every_index_once(queue, blocks, threads, elemen
     wd = pt.WorkDiv(blocks, threads, elements)
     pt.launch(queue, wd, visit, n, visits, owner)
     if n:
-        assert to_host(queue, visits)[:n].tolist() == [1] * n
+        assert host_copy(queue, visits)[:n].tolist() == [1] * n
         # element i belongs to global thread (i // elements) % total_threads
         expected = (np.arange(n) // elements) % wd.total_threads
-        np.testing.assert_array_equal(to_host(queue, owner)[:n], expected)
+        np.testing.assert_array_equal(host_copy(queue, owner)[:n], expected)
 
 
 @pt.kernel
@@ -74,8 +61,8 @@ def test_uniform_elements_2d(queue, shape):
     pt.memset(queue, count, 0)
     pt.launch(queue, pt.make_workdiv(queue.device, shape), indices_2d, out, count)
     expected = np.add.outer(np.arange(shape[0]) * 1000, np.arange(shape[1]))
-    np.testing.assert_array_equal(to_host(queue, out), expected)
-    assert to_host(queue, count)[0] == shape[0] * shape[1]
+    np.testing.assert_array_equal(host_copy(queue, out), expected)
+    assert host_copy(queue, count)[0] == shape[0] * shape[1]
 
 
 @every_backend
@@ -86,7 +73,7 @@ def test_uniform_elements_3d_with_explicit_workdiv(queue):
                     pt.WorkDiv((2, 1, 2), 1, (1, 2, 2)))
     pt.launch(queue, wd, indices_3d, out)
     i, j, k = np.indices(shape)
-    np.testing.assert_array_equal(to_host(queue, out), i * 10000 + j * 100 + k)
+    np.testing.assert_array_equal(host_copy(queue, out), i * 10000 + j * 100 + k)
 
 
 @pt.kernel
@@ -105,7 +92,7 @@ def test_extents(queue):
     wd = gpu_or_cpu(queue, pt.WorkDiv(3, 4, 2), pt.WorkDiv(3, 1, 2))
     pt.launch(queue, wd, extents, out)
     threads = wd.threads[0]
-    assert to_host(queue, out).tolist() == [3, threads, 2, 3 * threads, 1]
+    assert host_copy(queue, out).tolist() == [3, threads, 2, 3 * threads, 1]
 
 
 # -- groups ---------------------------------------------------------------------------
@@ -125,8 +112,8 @@ def test_uniform_groups_follow_the_documented_example(queue):
     wd = gpu_or_cpu(queue, pt.WorkDiv(4, 64, 1), pt.WorkDiv(4, 1, 64))
     pt.launch(queue, wd, group_owner, n, group_of, block_of)
     groups = np.arange(n) // 64
-    np.testing.assert_array_equal(to_host(queue, group_of), groups)
-    np.testing.assert_array_equal(to_host(queue, block_of), groups % 4)
+    np.testing.assert_array_equal(host_copy(queue, group_of), groups)
+    np.testing.assert_array_equal(host_copy(queue, block_of), groups % 4)
 
 
 @pt.kernel
@@ -150,7 +137,7 @@ def test_shared_memory_and_barrier(queue):
     out = poisoned(queue, n, np.float64)
     wd = gpu_or_cpu(queue, pt.WorkDiv(3, 16, 1), pt.WorkDiv(3, 1, 16))
     pt.launch(queue, wd, reverse_tiles, x, out)
-    np.testing.assert_array_equal(to_host(queue, out), host.reshape(4, 16)[:, ::-1].ravel())
+    np.testing.assert_array_equal(host_copy(queue, out), host.reshape(4, 16)[:, ::-1].ravel())
 
 
 @pt.kernel
@@ -178,8 +165,8 @@ def test_independent_groups_cover_ragged_groups(queue):
     wd = gpu_or_cpu(queue, pt.WorkDiv(3, 8, 1), pt.WorkDiv(3, 1, 4))
     pt.launch(queue, wd, sum_ragged_groups, offsets, values, sums, block_of)
     expected = np.add.reduceat(values_h, offsets_h[:-1]) * (sizes > 0)
-    np.testing.assert_array_equal(to_host(queue, sums), expected)
-    np.testing.assert_array_equal(to_host(queue, block_of), np.arange(sizes.size) % 3)
+    np.testing.assert_array_equal(host_copy(queue, sums), expected)
+    np.testing.assert_array_equal(host_copy(queue, block_of), np.arange(sizes.size) % 3)
 
 
 @pt.kernel
@@ -198,8 +185,8 @@ def test_once_per_grid_and_block(queue):
     pt.memset(queue, per_block, 0)
     wd = gpu_or_cpu(queue, pt.WorkDiv(5, 8, 1), pt.WorkDiv(5, 1, 8))
     pt.launch(queue, wd, count_once, per_grid, per_block)
-    assert to_host(queue, per_grid)[0] == 1
-    assert to_host(queue, per_block)[0] == 5
+    assert host_copy(queue, per_grid)[0] == 1
+    assert host_copy(queue, per_block)[0] == 5
 
 
 # -- atomics --------------------------------------------------------------------------
@@ -229,14 +216,14 @@ def test_atomics_under_contention(queue, int_dtype):
     pt.memcpy(queue, floats, np.array([0.0, 1e300, -1e300]))
     olds = poisoned(queue, n, int_dtype)
     pt.launch(queue, pt.make_workdiv(queue.device, n), atomics_all, n, ints, floats, olds)
-    got = to_host(queue, ints)
+    got = host_copy(queue, ints)
     assert got[0] == n and got[1] == 7 and got[2] == 0 and got[3] == n - 1
     assert 0 <= got[4] < n
     # every exchanged-out value is seen once: the start value and all indices but the last
-    seen = np.sort(np.append(to_host(queue, olds), got[4]))
+    seen = np.sort(np.append(host_copy(queue, olds), got[4]))
     np.testing.assert_array_equal(seen, np.sort(np.append(np.arange(n), n + 5)).astype(int_dtype))
     assert 1 <= got[5] <= n  # cas: at least the first step of the chain happened
-    f = to_host(queue, floats)
+    f = host_copy(queue, floats)
     assert f[0] == 0.5 * n and f[1] == 0.0 and f[2] == (n - 1) * 0.25
 
 
@@ -269,12 +256,12 @@ def test_races_show_up_without_atomics(queue):
         pt.WorkDiv(cores * 64, 1, -(-n // (cores * 64)))
     pt.memset(queue, counter, 0)
     pt.launch(queue, wd, count_atomic, slots, counter)
-    assert to_host(queue, counter)[0] == n
+    assert host_copy(queue, counter)[0] == n
 
     def plain_try_loses() -> bool:
         pt.memset(queue, counter, 0)
         pt.launch(queue, wd, count_plain, slots, counter)
-        return to_host(queue, counter)[0] < n
+        return host_copy(queue, counter)[0] < n
 
     assert loses_a_count(plain_try_loses), \
         f"the non-atomic counter lost no count in {RACE_DEADLINE_S:.0f} s: the test cannot see races"
@@ -306,7 +293,7 @@ def test_math_module(queue):
         np.sqrt(host) + np.arctan2(host, 2.0),
         np.floor(host * 3.0) + np.abs(host - 1.0) + host ** 1.5,
         np.tanh(host) + np.vectorize(erf)(host) + np.hypot(host, 3.0)], axis=1)
-    np.testing.assert_allclose(to_host(queue, out), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(host_copy(queue, out), expected, rtol=1e-12, atol=1e-12)
 
 
 @pt.device_function
@@ -358,9 +345,9 @@ def test_device_functions_nested_and_with_acc(queue):
     r = poisoned(queue, 100, np.float64)
     wd = pt.make_workdiv(queue.device, 100)
     pt.launch(queue, wd, norms, *devs, r)
-    np.testing.assert_allclose(to_host(queue, r), np.sqrt(sum(h * h for h in hosts)), rtol=1e-14)
+    np.testing.assert_allclose(host_copy(queue, r), np.sqrt(sum(h * h for h in hosts)), rtol=1e-14)
     pt.launch(queue, wd, fill_via_device_function, r, 2.5)
-    assert to_host(queue, r).tolist() == [2.5] * 100
+    assert host_copy(queue, r).tolist() == [2.5] * 100
 
 
 @every_backend
@@ -371,7 +358,7 @@ def test_closure_kernels_freeze_their_constants(queue):
     out = poisoned(queue, 10, np.float32)
     scale3 = make_scaler(3.0, np.float32)
     scale3[queue, pt.make_workdiv(queue.device, 10)](x, out)
-    np.testing.assert_array_equal(to_host(queue, out), host * host * 3)
+    np.testing.assert_array_equal(host_copy(queue, out), host * host * 3)
 
 
 def test_device_function_without_acc_runs_on_host():
@@ -393,4 +380,4 @@ def test_compiled_once_per_backend_and_types(queue):
     for _ in range(3):
         pt.launch(queue, wd, bump, x)
     assert len(bump.compiled) == 1
-    assert to_host(queue, x).tolist() == [3] * 8
+    assert host_copy(queue, x).tolist() == [3] * 8

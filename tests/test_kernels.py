@@ -17,7 +17,7 @@ import kernels
 import portable as pt
 from kernels import reference as ref
 from kernels.histogram import bin_edges
-from portable.testing import every_backend, test_sizes
+from portable.testing import every_backend, host_copy, poisoned, test_sizes
 
 NUMERIC = [np.float32, np.float64, np.int32, np.int64]
 #: integer sums and scans over the whole range wrap, as they should; the CUDA
@@ -52,19 +52,6 @@ def to_device(queue: pt.Queue, host: np.ndarray) -> Any:
     return buf
 
 
-def to_host(queue: pt.Queue, buf: Any) -> np.ndarray:
-    host = np.empty(buf.shape, buf.dtype)
-    pt.memcpy(queue, host, buf)
-    queue.synchronize()
-    return host
-
-
-def poisoned(queue: pt.Queue, n: int, dtype: Any) -> Any:
-    buf = pt.alloc_buffer(queue.device, n, dtype)
-    pt.memset(queue, buf, 0xFF)
-    return buf
-
-
 def tolerance(dtype: Any, n: int, scale: float = 1.0) -> float:
     """Rounding allowance for n float operations on values up to ``scale``."""
     return 2.0 * max(n, 1) * float(np.finfo(dtype).eps) * scale
@@ -83,12 +70,12 @@ def assert_rejected(queue: pt.Queue, call: Callable[[], Any], untouched: Any,
                     *fragments: str) -> None:
     """``call`` raises KernelArgumentError mentioning ``fragments``, and leaves
     the buffer ``untouched`` exactly as it was."""
-    before = to_host(queue, untouched)
+    before = host_copy(queue, untouched)
     with pytest.raises(kernels.KernelArgumentError) as info:
         call()
     for fragment in fragments:
         assert fragment in str(info.value), (fragment, str(info.value))
-    after = to_host(queue, untouched)
+    after = host_copy(queue, untouched)
     np.testing.assert_array_equal(after.view(np.uint8), before.view(np.uint8))
 
 
@@ -123,7 +110,7 @@ def test_axpy(queue, dtype):
         x, y = random_values(rng, n, dtype), random_values(rng, n, dtype)
         out = poisoned(queue, n, dtype)
         kernels.axpy(queue, a, to_device(queue, x), to_device(queue, y), out)
-        assert_matches(to_host(queue, out), ref.axpy_ref(a, x, y), f"n={n} seed={seed}",
+        assert_matches(host_copy(queue, out), ref.axpy_ref(a, x, y), f"n={n} seed={seed}",
                        tolerance(dtype, 2, 4.0) if np.dtype(dtype).kind == "f" else 0)
 
 
@@ -133,7 +120,7 @@ def test_axpy_in_place(queue):
     x, y = random_values(rng, 1000, np.int64), random_values(rng, 1000, np.int64)
     y_dev = to_device(queue, y)
     kernels.axpy(queue, 7, to_device(queue, x), y_dev, y_dev)
-    assert_matches(to_host(queue, y_dev), ref.axpy_ref(7, x, y), f"seed={seed}")
+    assert_matches(host_copy(queue, y_dev), ref.axpy_ref(7, x, y), f"seed={seed}")
 
 
 @every_backend
@@ -144,7 +131,7 @@ def test_elementwise_map(queue, dtype):
         x = random_values(rng, n, dtype)
         out = poisoned(queue, n, dtype)
         kernels.elementwise_map(queue, affine, to_device(queue, x), out)
-        assert_matches(to_host(queue, out), ref.elementwise_map_ref(affine, x, dtype),
+        assert_matches(host_copy(queue, out), ref.elementwise_map_ref(affine, x, dtype),
                        f"n={n} seed={seed}",
                        tolerance(dtype, 1, 4.0) if np.dtype(dtype).kind == "f" else 0)
 
@@ -155,7 +142,7 @@ def test_elementwise_map_converts_to_out_dtype(queue):
     x = random_values(rng, 1000, np.int32)
     out = poisoned(queue, 1000, np.float64)
     kernels.elementwise_map(queue, halve, to_device(queue, x), out)
-    assert_matches(to_host(queue, out), ref.elementwise_map_ref(halve, x, np.float64),
+    assert_matches(host_copy(queue, out), ref.elementwise_map_ref(halve, x, np.float64),
                    f"seed={seed}")
 
 
@@ -182,7 +169,7 @@ def test_reduce(queue, operation, dtype):
         out = poisoned(queue, 1, dtype)
         reduce(queue, to_device(queue, x), out)
         tol = tolerance(dtype, n) if operation == "sum" and np.dtype(dtype).kind == "f" else 0
-        assert_matches(to_host(queue, out), np.array([reduce_ref(x)], dtype),
+        assert_matches(host_copy(queue, out), np.array([reduce_ref(x)], dtype),
                        f"{operation} n={n} seed={seed}", tol)
 
 
@@ -190,7 +177,7 @@ def test_reduce(queue, operation, dtype):
 def test_reduce_sum_of_nothing_is_zero(queue):
     out = poisoned(queue, 1, np.float64)
     kernels.reduce_sum(queue, pt.alloc_buffer(queue.device, 0, np.float64), out)
-    assert to_host(queue, out).tolist() == [0.0]
+    assert host_copy(queue, out).tolist() == [0.0]
 
 
 @every_backend
@@ -245,7 +232,7 @@ def test_histogram(queue, dtype, count_dtype):
             x = histogram_input(rng, n, dtype, lo, hi, nbins)
             counts = poisoned(queue, nbins, count_dtype)
             kernels.histogram(queue, to_device(queue, x), lo, hi, counts)
-            assert_matches(to_host(queue, counts), ref.histogram_ref(x, lo, hi, nbins, count_dtype),
+            assert_matches(host_copy(queue, counts), ref.histogram_ref(x, lo, hi, nbins, count_dtype),
                            f"n={n} nbins={nbins} seed={seed}")
 
 
@@ -254,9 +241,9 @@ def test_histogram_ignores_hi_and_matches_numpy_inside(queue):
     x = np.array([0.0, 0.5, 1.0, 2.5, 3.99, 4.0, -1.0, np.nan])
     counts = poisoned(queue, 4, np.int64)
     kernels.histogram(queue, to_device(queue, x), 0, 4, counts)
-    assert to_host(queue, counts).tolist() == [2, 1, 1, 1]
+    assert host_copy(queue, counts).tolist() == [2, 1, 1, 1]
     inside = np.histogram(x[:5], bins=4, range=(0.0, 4.0))[0]
-    assert to_host(queue, counts).tolist() == inside.tolist()
+    assert host_copy(queue, counts).tolist() == inside.tolist()
 
 
 @every_backend
@@ -286,7 +273,7 @@ def test_exclusive_scan(queue, dtype):
         out = poisoned(queue, n, dtype)
         kernels.exclusive_scan(queue, to_device(queue, x), out)
         tol = tolerance(dtype, n) if np.dtype(dtype).kind == "f" else 0
-        assert_matches(to_host(queue, out), ref.exclusive_scan_ref(x), f"n={n} seed={seed}", tol)
+        assert_matches(host_copy(queue, out), ref.exclusive_scan_ref(x), f"n={n} seed={seed}", tol)
 
 
 @every_backend
@@ -296,7 +283,7 @@ def test_exclusive_scan_in_place(queue):
     x = random_values(rng, n, np.int64)
     buf = to_device(queue, x)
     kernels.exclusive_scan(queue, buf, buf)
-    assert_matches(to_host(queue, buf), ref.exclusive_scan_ref(x), f"n={n} seed={seed}")
+    assert_matches(host_copy(queue, buf), ref.exclusive_scan_ref(x), f"n={n} seed={seed}")
 
 
 @every_backend
@@ -321,7 +308,7 @@ def test_exclusive_scan_rejects_bad_arguments(queue):
 
 def check_compaction(queue: pt.Queue, out: Any, count: int, want: np.ndarray,
                      message: str) -> None:
-    got = to_host(queue, out)
+    got = host_copy(queue, out)
     assert count == want.size, message
     assert_matches(got[:count], want.astype(got.dtype), message)
     assert (got[count:] == -1).all(), f"entries past the count were written; {message}"
@@ -412,7 +399,7 @@ def test_operations_stay_ordered_on_a_non_blocking_queue(queue):
     stream.synchronize()
     want = ref.exclusive_scan_ref(x)
     message = f"n={n} seed={seed}"
-    assert_matches(to_host(stream, prefix), want, message)
-    assert_matches(to_host(stream, largest), np.array([want.max()]), message)
-    assert_matches(to_host(stream, counts),
+    assert_matches(host_copy(stream, prefix), want, message)
+    assert_matches(host_copy(stream, largest), np.array([want.max()]), message)
+    assert_matches(host_copy(stream, counts),
                    ref.histogram_ref(want, -1000.0 * n, 1000.0 * n, 16, np.int64), message)

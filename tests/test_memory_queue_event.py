@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import portable as pt
-from portable.testing import every_backend, is_simulated
+from portable.testing import every_backend, host_copy, is_simulated
 
 DTYPES = [np.bool_, np.int8, np.uint16, np.int32, np.int64, np.float32, np.float64]
 
@@ -18,13 +18,6 @@ def add_one(acc, x):
 def copy_plus(acc, src, dst, value):
     for i in acc.uniform_elements(src.size):
         dst[i] = src[i] + value
-
-
-def to_host(queue, array):
-    host = np.empty(array.shape, array.dtype)
-    pt.memcpy(queue, host, array)
-    queue.synchronize()
-    return host
 
 
 @every_backend
@@ -53,14 +46,14 @@ def test_device_to_device_copy(queue):
     pt.memcpy(queue, a, host)
     pt.memset(queue, b, 0xFF)
     pt.memcpy(queue, b, a)
-    np.testing.assert_array_equal(to_host(queue, b), host)
+    np.testing.assert_array_equal(host_copy(queue, b), host)
 
 
 @every_backend
 def test_memset_sets_bytes(queue):
     buf = pt.alloc_buffer(queue.device, 5, np.uint32)
     pt.memset(queue, buf, 0x01)
-    assert to_host(queue, buf).tolist() == [0x01010101] * 5
+    assert host_copy(queue, buf).tolist() == [0x01010101] * 5
 
 
 @every_backend
@@ -71,7 +64,7 @@ def test_memcpy_shape_mismatch_is_an_error_and_writes_nothing(queue):
         pt.memcpy(queue, dst, np.ones(5, np.float32))
     with pytest.raises(pt.PortableError, match="same shape and dtype"):
         pt.memcpy(queue, dst, np.ones(4, np.float64))
-    assert to_host(queue, dst).tolist() == [0, 0, 0, 0]
+    assert host_copy(queue, dst).tolist() == [0, 0, 0, 0]
 
 
 @every_backend
@@ -136,7 +129,7 @@ def test_queue_waits_for_event_of_another_queue(backend):
     ready.record(producer)
     consumer.wait_for(ready)
     pt.launch(consumer, pt.make_workdiv(device, n), copy_plus, src, dst, 10)
-    np.testing.assert_array_equal(to_host(consumer, dst), np.arange(n) + 10)
+    np.testing.assert_array_equal(host_copy(consumer, dst), np.arange(n) + 10)
 
 
 def test_event_not_recorded_is_an_error():

@@ -18,9 +18,9 @@ torch = pytest.importorskip("torch")
 
 import ml  # noqa: E402
 import portable as pt  # noqa: E402
-from portable.testing import every_backend, is_simulated, test_sizes  # noqa: E402
+from portable.testing import every_backend, host_copy, is_simulated, test_sizes  # noqa: E402
 
-from collection_helpers import HOST, capacities, device_bytes, to_host  # noqa: E402
+from collection_helpers import HOST, capacities, to_host  # noqa: E402
 
 SIZES = (0, 1, 31, 1000)
 RTOL, ATOL = 1e-5, 1e-6
@@ -271,7 +271,7 @@ def run_and_check(queue, model, net, outputs, n, capacity, seed, allow_refusal=F
     except ml.MetadataError:
         if not allow_refusal:
             raise
-        np.testing.assert_array_equal(device_bytes(queue, dev.buffer), host.buffer)
+        np.testing.assert_array_equal(host_copy(queue, dev.buffer), host.buffer)
         return False
     out = to_host(queue, dev)
     expected = reference_outputs(net, reference_input(host))
@@ -690,11 +690,11 @@ def test_no_deploy_refuses_another_device(queue):
     needs_real_gpu(queue)
     dev = random_hits(31, 40, seed=1).to(queue)
     queue.synchronize()
-    before = device_bytes(queue, dev.buffer)
+    before = host_copy(queue, dev.buffer)
     model = ml.Model(mlp(), deploy=False).to(queue)
     with pytest.raises(ml.MetadataError, match="deploy=False"):
         model(hits_meta(dev))
-    np.testing.assert_array_equal(device_bytes(queue, dev.buffer), before)
+    np.testing.assert_array_equal(host_copy(queue, dev.buffer), before)
 
 
 # -- 5. bad inputs: a clear error, the collection untouched ----------------------------
@@ -747,10 +747,10 @@ def test_bad_model_is_a_clear_error_and_writes_nothing(queue, case):
     for n, capacity in ((31, 76), (1000, 1000)):
         dev = random_hits(n, capacity, seed=n).to(queue)
         queue.synchronize()
-        before = device_bytes(queue, dev.buffer)
+        before = host_copy(queue, dev.buffer)
         with pytest.raises(ml.MetadataError, match=match):
             model(hits_meta(dev, outputs))
-        np.testing.assert_array_equal(device_bytes(queue, dev.buffer), before, err_msg=case)
+        np.testing.assert_array_equal(host_copy(queue, dev.buffer), before, err_msg=case)
 
 
 @every_backend
@@ -758,14 +758,14 @@ def test_float_output_into_int_block_is_an_error(queue):
     needs_torch_device(queue)
     dev = random_hits(31, 40, seed=1).to(queue)
     queue.synchronize()
-    before = device_bytes(queue, dev.buffer)
+    before = host_copy(queue, dev.buffer)
     inputs, outputs = ml.SoAMetadata(dev), ml.SoAMetadata(dev)
     inputs.append_block("features", *INPUTS)
     outputs.append_block("lab", "lab")
     model = ml.Model(torch.nn.Linear(3, 1)).to(queue)
     with pytest.raises(ml.MetadataError, match=r"output 'lab'.*float32.*int32"):
         model(ml.ModelMetadata(inputs, outputs))
-    np.testing.assert_array_equal(device_bytes(queue, dev.buffer), before)
+    np.testing.assert_array_equal(host_copy(queue, dev.buffer), before)
 
 
 @every_backend
@@ -773,7 +773,7 @@ def test_missing_column_and_missing_queue_are_errors(queue):
     needs_torch_device(queue)
     dev = random_hits(31, 40, seed=1).to(queue)
     queue.synchronize()
-    before = device_bytes(queue, dev.buffer)
+    before = host_copy(queue, dev.buffer)
     outputs = ml.SoAMetadata(dev)
     with pytest.raises(ml.MetadataError,
                        match=r"Hits has no member 'tott'; did you mean tot\?"):
@@ -782,7 +782,7 @@ def test_missing_column_and_missing_queue_are_errors(queue):
         ml.Model(mlp())(hits_meta(dev))
     with pytest.raises(ml.MetadataError, match="no model file"):
         ml.Model("/nonexistent/model.pt2")
-    np.testing.assert_array_equal(device_bytes(queue, dev.buffer), before)
+    np.testing.assert_array_equal(host_copy(queue, dev.buffer), before)
 
 
 # -- 6. one non-blocking queue for kernels and the model -----------------------------
@@ -916,7 +916,7 @@ def test_batched_runs_equal_one_full_run(queue, heads):
                                        err_msg=f"batches of {size}")
     # a misaligned batch is refused and writes nothing
     dev = host.to(queue)
-    before = device_bytes(queue, dev.buffer)
+    before = host_copy(queue, dev.buffer)
     with pytest.raises(pt.PortableError, match="multiple of"):
         model(hits_meta(dev, outputs), 5, 100)
-    np.testing.assert_array_equal(device_bytes(queue, dev.buffer), before)
+    np.testing.assert_array_equal(host_copy(queue, dev.buffer), before)
