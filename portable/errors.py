@@ -24,3 +24,10 @@ class LaunchError(PortableError):
 class RangeError(PortableError, IndexError):
     """An element index out of range, caught by the range-checked mode
     (``PORTABLE_BOUNDSCHECK=1``) on the CPU backends."""
+
+
+class ArgumentError(PortableError, TypeError, ValueError):
+    """An argument of the wrong kind or value (a string where a device is expected,
+    a float or a negative number where a count is): the message names the function,
+    the argument, what it got and the fix. It is a ``TypeError`` and a ``ValueError``
+    too, so code catching either keeps working."""
