@@ -13,6 +13,7 @@ Example::
     >>> out.tolist()
     [1.0, 3.0, 5.0]
 """
+from . import numba_env  # noqa: F401  (checks Numba's settings before Numba reads them)
 from .backend import (Backend, all_backends, available_backends, get_backend, selected_backend,
                       use_backend)
 from .backends import cpu as _cpu  # noqa: F401  (registers cpu_serial, cpu_threads)

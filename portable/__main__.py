@@ -18,8 +18,9 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-def report() -> str:
-    """The text that ``python -m portable`` prints."""
+def report() -> tuple[str, bool]:
+    """The text that ``python -m portable`` prints, and whether the selected backend
+    can be used (the command's exit status is 1 when it cannot)."""
     lines = [f"portable {pt.__version__} on Python {platform.python_version()} "
              f"({platform.machine()})", "", "versions:"]
     for dist in ("numpy", "numba", "llvmlite", "numba-cuda", "numba-hip", "torch", "cupy"):
@@ -32,19 +33,17 @@ def report() -> str:
         chosen = pt.selected_backend()
     except pt.BackendError as err:
         lines.append(f"selected: none ({err})")
-        return "\n".join(lines)
+        return "\n".join(lines), False
     how = f"from {ENV_VAR}" if os.environ.get(ENV_VAR, "").strip() else "default"
     lines.append(f"selected: {chosen.name} ({how})")
     for device in chosen.devices():
         lim = device.limits
         lines.append(f"  {device}: {device.name}; max {lim.max_threads_per_block} threads/block, "
                      f"{lim.multiprocessors} multiprocessors/cores")
-    return "\n".join(lines)
+    return "\n".join(lines), True
 
 
 if __name__ == "__main__":
-    try:
-        print(report())
-    except pt.BackendError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    text, usable = report()
+    print(text)
+    sys.exit(0 if usable else 1)

@@ -191,20 +191,34 @@ def get_backend(name: str | Backend) -> Backend:
     """
     if isinstance(name, Backend):
         backend = name
+    elif not isinstance(name, str):
+        raise BackendError(f"a backend is named by a string such as 'cpu_serial', got the "
+                           f"{type(name).__name__} {name!r}. Known backends: "
+                           f"{', '.join(_REGISTRY)}.")
     else:
-        backend = _REGISTRY.get(name)  # type: ignore[arg-type]
-        if backend is None:
-            close = difflib.get_close_matches(str(name), _REGISTRY, n=2)
-            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-            raise BackendError(
-                f"unknown backend {name!r}.{hint} Known backends: "
-                f"{', '.join(_REGISTRY)}.")
+        found = _REGISTRY.get(name)
+        if found is None:
+            raise BackendError(f"unknown backend {name!r}.{_did_you_mean(name)} Known "
+                               f"backends: {', '.join(_REGISTRY)}.")
+        backend = found
     if not backend.available:
         runnable = ", ".join(b.name for b in available_backends()) or "none"
         raise BackendError(
             f"backend {backend.name!r} was asked for but cannot run here: "
             f"{backend.reason}. Backends that can run: {runnable}.")
     return backend
+
+
+def _spelling(name: str) -> str:
+    """``name`` folded the way people misspell backend names: case, ``-`` and blanks."""
+    return name.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def _did_you_mean(name: str) -> str:
+    """`` Did you mean 'x'?`` for the known names closest to ``name``, or ``""``."""
+    same = [known for known in _REGISTRY if _spelling(known) == _spelling(name)]
+    close = same or difflib.get_close_matches(_spelling(name), _REGISTRY, n=2)
+    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
 def selected_backend() -> Backend:

@@ -4,8 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .backend import get_backend, selected_backend
-from .errors import BackendError
+from .checks import describe
+from .errors import ArgumentError, BackendError
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -72,6 +75,9 @@ def get_device(backend: str | Backend | None = None, index: int = 0) -> Device:
         >>> str(pt.get_device("cpu_serial"))
         'cpu_serial:0'
     """
+    if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+        raise ArgumentError(f"pt.get_device: argument 'index' must be an integer, got "
+                            f"{describe(index)}")
     found = devices(backend)
     if not 0 <= index < len(found):
         name = found[0].backend.name if found else str(backend)

@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from .device import Device
-from .errors import PortableError
+from .checks import describe, expect_device, expect_queue
+from .errors import ArgumentError, PortableError
 from .queue import Queue
 
 
@@ -24,12 +25,13 @@ class Event:
     """
 
     def __init__(self, device: Device) -> None:
-        self.device = device
+        self.device = expect_device(device, "device", "pt.Event")
         self.native: Any = None  # set by the backend when first recorded
 
     def record(self, queue: Queue) -> None:
         """Record the event after all work enqueued on ``queue`` so far."""
-        if queue.device.backend is not self.device.backend:
+        queue = expect_queue(queue, "queue", "event.record")
+        if queue.device is not self.device:
             raise PortableError(
                 f"an event of {self.device} cannot be recorded on a queue of "
                 f"{queue.device}; create the event with pt.Event(queue.device)")
@@ -54,4 +56,10 @@ class Event:
 
         Both must have completed (call ``end.synchronize()`` first).
         """
+        if not isinstance(end, Event):
+            raise ArgumentError(f"event.elapsed_ms: argument 'end' must be a pt.Event, got "
+                                f"{describe(end)}")
+        if end.device.backend is not self.device.backend:
+            raise PortableError(f"event.elapsed_ms: the events are on {self.device} and "
+                                f"{end.device}; time two events of one device")
         return float(self._require_recorded().elapsed_ms(end._require_recorded()))

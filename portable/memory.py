@@ -12,15 +12,54 @@ import numpy as np
 
 from .backend import Backend, all_backends, get_backend
 from .device import Device
-from .errors import PortableError
+from .checks import describe, expect_device, expect_flag, expect_queue
+from .errors import ArgumentError, PortableError
 from .queue import Queue
 
 
-def _shape(shape: int | Sequence[int]) -> tuple[int, ...]:
-    dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    if any(not isinstance(d, (int, np.integer)) or d < 0 for d in dims):
-        raise PortableError(f"shape {shape!r} must be non-negative integers")
+#: dtype kinds a kernel can take: bool, signed and unsigned integers, floats, complex
+NUMERIC_KINDS = "biufc"
+
+
+def _shape(shape: Any, where: str) -> tuple[int, ...]:
+    dims = (shape,) if isinstance(shape, (int, np.integer)) else shape
+    if not isinstance(dims, (tuple, list)) or any(
+            isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)) or d < 0
+            for d in dims):
+        raise ArgumentError(f"{where}: argument 'shape' must be a non-negative integer or a "
+                            f"tuple of them, got {describe(shape)}")
     return tuple(int(d) for d in dims)
+
+
+def buffer_dtype(dtype: Any, where: str) -> np.dtype:
+    """``dtype`` as a NumPy dtype that kernels can take (numbers in the machine's byte
+    order), else an :class:`ArgumentError` naming it.
+
+    Example::
+
+        >>> import numpy as np
+        >>> buffer_dtype("float32", "pt.alloc_buffer")
+        dtype('float32')
+        >>> buffer_dtype(object, "pt.alloc_buffer")
+        Traceback (most recent call last):
+        ...
+        portable.errors.ArgumentError: pt.alloc_buffer: argument 'dtype' is object, which no kernel can take; use a number type: bool, an integer, a float or a complex type
+    """
+    if dtype is None:
+        raise ArgumentError(f"{where}: argument 'dtype' is None; name the element type, "
+                            f"e.g. np.float32")
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as err:
+        raise ArgumentError(f"{where}: argument 'dtype' {dtype!r} is not a data type "
+                            f"({err})") from None
+    if dt.kind not in NUMERIC_KINDS or dt.fields is not None or dt.subdtype is not None:
+        raise ArgumentError(f"{where}: argument 'dtype' is {dt}, which no kernel can take; "
+                            f"use a number type: bool, an integer, a float or a complex type")
+    if not dt.isnative:
+        raise ArgumentError(f"{where}: argument 'dtype' {dt.str!r} is not in this machine's "
+                            f"byte order; use {dt.newbyteorder('=').str!r}")
+    return dt
 
 
 def alloc_buffer(device: Device, shape: int | Sequence[int], dtype: Any = np.float64) -> Any:
@@ -33,7 +72,9 @@ def alloc_buffer(device: Device, shape: int | Sequence[int], dtype: Any = np.flo
         >>> buf.shape, buf.dtype
         ((2, 3), dtype('float32'))
     """
-    return device.backend.alloc(device, _shape(shape), np.dtype(dtype))
+    where = "pt.alloc_buffer"
+    device = expect_device(device, "device", where)
+    return device.backend.alloc(device, _shape(shape, where), buffer_dtype(dtype, where))
 
 
 def alloc_host_buffer(shape: int | Sequence[int], dtype: Any = np.float64,
@@ -49,11 +90,35 @@ def alloc_host_buffer(shape: int | Sequence[int], dtype: Any = np.float64,
         >>> pt.alloc_host_buffer(3, np.int64).shape
         (3,)
     """
-    dims, dt = _shape(shape), np.dtype(dtype)
-    if not pinned:
+    where = "pt.alloc_host_buffer"
+    dims, dt = _shape(shape, where), buffer_dtype(dtype, where)
+    if not expect_flag(pinned, "pinned", where):
         return np.empty(dims, dt)
     cuda_backend = get_backend("cuda")  # clear error if CUDA cannot run
     return cuda_backend.alloc_pinned(dims, dt)
+
+
+def _native(obj: Any, arg: str, where: str) -> Any:
+    """The array behind ``obj`` (a NumPy array, a device array, a torch tensor...),
+    else an :class:`ArgumentError` naming ``arg``."""
+    if isinstance(obj, np.ndarray):
+        return obj
+    if not isinstance(obj, (str, bytes, list, tuple, dict, int, float, complex, type(None))):
+        for backend in _probed_in_turn():
+            view = backend.as_array(obj)
+            if view is not None:
+                return view
+    fix = "; make an array of it first with np.asarray(...)" if isinstance(
+        obj, (list, tuple)) else ""
+    raise ArgumentError(f"{where}: argument {arg!r} must be an array (a buffer from "
+                        f"pt.alloc_buffer, a NumPy array, a device array or a tensor), got "
+                        f"{describe(obj)}{fix}")
+
+
+def _writable(array: Any, arg: str, where: str) -> None:
+    if isinstance(array, np.ndarray) and not array.flags.writeable:
+        raise ArgumentError(f"{where}: argument {arg!r} is a read-only array; pass a "
+                            f"writeable buffer")
 
 
 def _check_same_layout(dst: Any, src: Any, what: str) -> None:
@@ -62,7 +127,6 @@ def _check_same_layout(dst: Any, src: Any, what: str) -> None:
             f"{what}: dst is {tuple(dst.shape)} {np.dtype(dst.dtype)} but src is "
             f"{tuple(src.shape)} {np.dtype(src.dtype)}; both must have the same "
             f"shape and dtype")
-
 
 def memcpy(queue: Queue, dst: Any, src: Any) -> None:
     """Copy ``src`` into ``dst``, ordered on ``queue`` (host<->device or within a device).
@@ -75,6 +139,10 @@ def memcpy(queue: Queue, dst: Any, src: Any) -> None:
         >>> pt.memcpy(q, dst, np.arange(3, dtype=np.int32)); dst.tolist()
         [0, 1, 2]
     """
+    where = "pt.memcpy"
+    queue = expect_queue(queue, "queue", where)
+    dst, src = _native(dst, "dst", where), _native(src, "src", where)
+    _writable(dst, "dst", where)
     _check_same_layout(dst, src, "memcpy")
     queue.backend.memcpy(queue, dst, src)
     queue._done()
@@ -91,8 +159,14 @@ def memset(queue: Queue, dst: Any, byte: int) -> None:
         >>> pt.memset(q, buf, 1); buf.tolist()
         [257, 257]
     """
-    if not isinstance(byte, (int, np.integer)) or not 0 <= byte <= 255:
-        raise PortableError(f"memset value {byte!r} must be a byte, 0..255")
+    where = "pt.memset"
+    queue = expect_queue(queue, "queue", where)
+    dst = _native(dst, "dst", where)
+    _writable(dst, "dst", where)
+    if isinstance(byte, (bool, np.bool_)) or not isinstance(byte, (int, np.integer)) \
+            or not 0 <= byte <= 255:
+        raise ArgumentError(f"{where}: argument 'byte' must be an integer from 0 to 255, got "
+                            f"{describe(byte)}")
     queue.backend.memset(queue, dst, int(byte))
     queue._done()
 
@@ -127,6 +201,8 @@ def as_view(obj: Any, device: Device | None = None) -> Any:
         >>> v = pt.as_view(a); v[0] = 7.0; a[0]
         np.float64(7.0)
     """
+    if device is not None:
+        device = expect_device(device, "device", "pt.as_view")
     candidates = [device.backend] if device is not None else _probed_in_turn()
     for backend in candidates:
         view = backend.as_array(obj)

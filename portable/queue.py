@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .device import Device, get_device
-from .errors import PortableError
+from .checks import describe, expect_device, expect_flag
+from .errors import ArgumentError, PortableError
 
 if TYPE_CHECKING:
     from .event import Event
@@ -31,8 +32,10 @@ class Queue:
 
     def __init__(self, device: Device | None = None, blocking: bool = True,
                  *, _native: Any = None) -> None:
-        self.device: Device = get_device() if device is None else device
-        self.blocking: bool = blocking
+        where = "pt.Queue"
+        self.device: Device = (get_device() if device is None else
+                               expect_device(device, "device", where))
+        self.blocking: bool = expect_flag(blocking, "blocking", where)
         self.backend = self.device.backend
         self.native: Any = (self.backend.make_stream(self.device, blocking)
                             if _native is None else _native)
@@ -50,6 +53,7 @@ class Queue:
 
             q = pt.Queue.wrap(pt.get_device("cuda"), torch.cuda.current_stream())
         """
+        device = expect_device(device, "device", "pt.Queue.wrap")
         native = device.backend.wrap_stream(device, stream)
         return cls(device, blocking, _native=native)
 
@@ -59,6 +63,10 @@ class Queue:
 
     def wait_for(self, event: Event) -> None:
         """Make later work on this queue wait for ``event``; the host does not block."""
+        from .event import Event
+        if not isinstance(event, Event):
+            raise ArgumentError(f"queue.wait_for: argument 'event' must be a pt.Event, got "
+                                f"{describe(event)}; record one with event.record(queue)")
         if event.device.backend is not self.backend:
             raise PortableError(
                 f"event on {event.device} cannot order a queue on {self.device}")

@@ -29,8 +29,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pytest
 
-from .backend import all_backends
+from .backend import all_backends, get_backend
 from .device import get_device
+from .errors import BackendError
 from .memory import alloc_buffer, memcpy, memset
 from .queue import Queue
 
@@ -49,9 +50,37 @@ def is_simulated(backend: str) -> bool:
     return bool(numba.config.ENABLE_CUDASIM)
 
 
+def wanted_backends() -> list[str]:
+    """The backend names ``PORTABLE_TEST_BACKENDS`` lists (empty: every backend that can
+    run). A name that is unknown, or known but unable to run here, is an error: a
+    misspelt name must not give a green run of zero tests.
+
+    Example::
+
+        >>> import os
+        >>> os.environ["PORTABLE_TEST_BACKENDS"] = "cpu_serial, cpu_threads"
+        >>> wanted_backends()
+        ['cpu_serial', 'cpu_threads']
+        >>> os.environ["PORTABLE_TEST_BACKENDS"] = "cpu-serial"
+        >>> wanted_backends()
+        Traceback (most recent call last):
+        ...
+        portable.errors.BackendError: PORTABLE_TEST_BACKENDS='cpu-serial': unknown backend 'cpu-serial'. Did you mean 'cpu_serial'? Known backends: cpu_serial, cpu_threads, cuda, rocm.
+        >>> del os.environ["PORTABLE_TEST_BACKENDS"]
+    """
+    raw = os.environ.get(TEST_BACKENDS_VAR, "")
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    for name in names:
+        try:
+            get_backend(name)
+        except BackendError as err:
+            raise BackendError(f"{TEST_BACKENDS_VAR}={raw!r}: {err}") from None
+    return names
+
+
 def backends_under_test() -> list[Any]:
     """``pytest.param`` entries, one per backend that runs in this process."""
-    wanted = [n.strip() for n in os.environ.get(TEST_BACKENDS_VAR, "").split(",") if n.strip()]
+    wanted = wanted_backends()
     params = []
     for backend in all_backends():
         if wanted and backend.name not in wanted:

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from .device import Device
+from .checks import expect_count, expect_device
 from .errors import LaunchError
 
 Dims = tuple[int, ...]
@@ -122,7 +123,9 @@ def make_workdiv(device: Device, extent: int | Sequence[int],
     and enough blocks to cover every element in one pass — so grid-stride
     loops run once per thread, which keeps the most loads in flight. On the
     CPU backends: one thread per block, each block taking a contiguous chunk;
-    one block on ``cpu_serial``, 16 per core on ``cpu_threads``.
+    one block on ``cpu_serial``, 16 per core on ``cpu_threads`` (``threads`` is a
+    GPU setting: the CPU backends keep one thread per block whatever it says, so one
+    call serves every backend).
 
     Example::
 
@@ -130,7 +133,10 @@ def make_workdiv(device: Device, extent: int | Sequence[int],
         >>> print(pt.make_workdiv(pt.get_device("cpu_serial"), 1000))
         WorkDiv(blocks=1, threads=1, elements=1000)
     """
+    device = expect_device(device, "device", "pt.make_workdiv")
     ext = _dims(extent, "extent", least=0)
+    if threads is not None:
+        expect_count(threads, "threads", "pt.make_workdiv", least=1)
     if device.backend.is_gpu:
         per_block = threads or GPU_BLOCK_THREADS
         if len(ext) == 1:

@@ -83,7 +83,7 @@ def test_memset_of_a_strided_host_array_is_refused(queue):
 @every_backend
 def test_memset_rejects_non_byte(queue):
     buf = pt.alloc_buffer(queue.device, 2, np.uint8)
-    with pytest.raises(pt.PortableError, match="must be a byte"):
+    with pytest.raises(pt.PortableError, match="must be an integer from 0 to 255"):
         pt.memset(queue, buf, 256)
 
 
