@@ -21,7 +21,7 @@ from .backends import cuda as _cuda  # noqa: F401  (registers cuda)
 from .backends import rocm as _rocm  # noqa: F401  (registers rocm)
 from .collection import MultiCollection, PortableCollection, View
 from .device import Device, DeviceLimits, devices, get_device
-from .errors import BackendError, KernelError, LaunchError, PortableError, RangeError
+from .errors import ArgumentError, BackendError, KernelError, LaunchError, PortableError, RangeError
 from .event import Event
 from .layout import Layout, LayoutError, column, matrix, scalar, vector
 from .kernel import Acc, DeviceFunction, Kernel, device_function, kernel, launch
@@ -32,7 +32,7 @@ from .workdiv import WorkDiv, make_workdiv
 __version__ = "0.1.0"
 
 __all__ = [
-    "Acc", "Backend", "BackendError", "Device", "DeviceFunction", "DeviceLimits", "Event",
+    "Acc", "ArgumentError", "Backend", "BackendError", "Device", "DeviceFunction", "DeviceLimits", "Event",
     "Kernel", "KernelError", "LaunchError", "MultiCollection", "PortableCollection",
     "Layout", "LayoutError", "PortableError", "Queue", "RangeError", "View", "WorkDiv",
     "alloc_buffer", "alloc_host_buffer", "all_backends", "as_view", "available_backends",

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numba
 import numpy as np
 
+from .. import numba_env
 from ..backend import Backend, register
 from ..collection import View
 from ..device import Device, DeviceLimits
@@ -288,6 +289,9 @@ class CpuThreads(CpuBackend):
 
     name = "cpu_threads"
     parallel = True
+
+    def _probe(self) -> str | None:
+        return numba_env.THREADS_PROBLEM
 
     def _cores(self) -> int:
         return numba.get_num_threads()
