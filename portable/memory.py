@@ -6,6 +6,8 @@ CUDA (which expose ``__cuda_array_interface__``).
 """
 from __future__ import annotations
 
+import contextlib
+import math
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -29,6 +31,21 @@ def _shape(shape: Any, where: str) -> tuple[int, ...]:
         raise ArgumentError(f"{where}: argument 'shape' must be a non-negative integer or a "
                             f"tuple of them, got {describe(shape)}")
     return tuple(int(d) for d in dims)
+
+
+@contextlib.contextmanager
+def _sized(where: str, dims: tuple[int, ...], dtype: np.dtype, place: str) -> Iterator[None]:
+    """Refuse a request larger than any address space, and name the request when the
+    allocation inside the block fails for want of memory."""
+    nbytes = math.prod(dims) * dtype.itemsize
+    if nbytes >= 2**63:
+        raise ArgumentError(f"{where}: shape {dims} of {dtype} would take {nbytes} bytes, "
+                            f"more than any machine can address")
+    try:
+        yield
+    except (MemoryError, ValueError) as err:
+        raise PortableError(f"{where}: cannot allocate shape {dims} of {dtype} "
+                            f"({nbytes / 2**30:.3g} GiB) on {place}: {err}") from None
 
 
 def buffer_dtype(dtype: Any, where: str) -> np.dtype:
@@ -74,7 +91,9 @@ def alloc_buffer(device: Device, shape: int | Sequence[int], dtype: Any = np.flo
     """
     where = "pt.alloc_buffer"
     device = expect_device(device, "device", where)
-    return device.backend.alloc(device, _shape(shape, where), buffer_dtype(dtype, where))
+    dims, dt = _shape(shape, where), buffer_dtype(dtype, where)
+    with _sized(where, dims, dt, str(device)):
+        return device.backend.alloc(device, dims, dt)
 
 
 def alloc_host_buffer(shape: int | Sequence[int], dtype: Any = np.float64,
@@ -92,10 +111,12 @@ def alloc_host_buffer(shape: int | Sequence[int], dtype: Any = np.float64,
     """
     where = "pt.alloc_host_buffer"
     dims, dt = _shape(shape, where), buffer_dtype(dtype, where)
-    if not expect_flag(pinned, "pinned", where):
-        return np.empty(dims, dt)
-    cuda_backend = get_backend("cuda")  # clear error if CUDA cannot run
-    return cuda_backend.alloc_pinned(dims, dt)
+    pinned = expect_flag(pinned, "pinned", where)
+    with _sized(where, dims, dt, "pinned host memory" if pinned else "the host"):
+        if not pinned:
+            return np.empty(dims, dt)
+        cuda_backend = get_backend("cuda")  # clear error if CUDA cannot run
+        return cuda_backend.alloc_pinned(dims, dt)
 
 
 def _native(obj: Any, arg: str, where: str) -> Any:

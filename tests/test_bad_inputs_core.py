@@ -289,3 +289,15 @@ except pt.BackendError as err:
     assert f"refused: backend 'cpu_threads'" in done.stdout
     assert f"NUMBA_NUM_THREADS={value!r}" in done.stdout
     assert f"NUMBA_NUM_THREADS={value!r}" in done.stderr  # the import's warning
+
+
+@pytest.mark.parametrize("shape", [10**20, (10**12, 10**12)])
+@every_backend
+def test_alloc_buffer_refuses_sizes_beyond_any_address_space(queue, shape):
+    with refused(pt.ArgumentError, "more than any machine can address"):
+        pt.alloc_buffer(queue.device, shape, np.float64)
+
+
+def test_a_failed_host_allocation_names_the_request():
+    with refused(pt.PortableError, "pt.alloc_buffer", "(35184372088832,)", "GiB"):
+        pt.alloc_buffer(HOST, 2**45, np.float64)
