@@ -13,7 +13,7 @@ Example::
     [5.0, 5.0, 5.0]
 """
 from .metadata import Block, MetadataError, ModelMetadata, SoAMetadata
-from .model import Model, aot_compile, set_threads
+from .model import Model, ModelFileError, aot_compile, set_threads
 
-__all__ = ["Block", "MetadataError", "Model", "ModelMetadata", "SoAMetadata", "aot_compile",
-           "set_threads"]
+__all__ = ["Block", "MetadataError", "Model", "ModelFileError", "ModelMetadata", "SoAMetadata",
+           "aot_compile", "set_threads"]

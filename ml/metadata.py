@@ -35,10 +35,9 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
-import numpy as np
-
-from portable.collection import PortableCollection
-from portable.errors import PortableError
+from portable.checks import describe, expect_count, expect_flag
+from portable.collection import MultiCollection, PortableCollection, View
+from portable.errors import ArgumentError, PortableError
 from portable.layout import align_up
 
 from .tensors import BlockGeometry, block_tensor, row_quantum
@@ -68,11 +67,21 @@ class SoAMetadata:
 
     def __init__(self, collection: PortableCollection) -> None:
         if not isinstance(collection, PortableCollection):
-            raise MetadataError(f"SoAMetadata describes a PortableCollection, got "
-                                f"{type(collection).__name__}")
+            if isinstance(collection, MultiCollection):
+                fix = "take one of its collections, e.g. ml.SoAMetadata(multi[0])"
+            elif isinstance(collection, View):
+                fix = "pass the collection itself, not its view"
+            else:
+                fix = "make one with pt.PortableCollection(layout, size, device)"
+            raise ArgumentError(f"ml.SoAMetadata: argument 'collection' must be a "
+                                f"pt.PortableCollection, got {describe(collection)}; {fix}")
         self.collection = collection
         self.blocks: dict[str, Block] = {}
         self.order: list[str] = []
+
+    def __repr__(self) -> str:
+        return (f"<SoAMetadata of {self.collection.layout.__name__}, "
+                f"{self.collection.size} rows: blocks {', '.join(self.order) or 'none'}>")
 
     def append_block(self, name: str, *members: str, copy: bool = False) -> None:
         """Declare block ``name`` made of ``members`` (see the module's table).
@@ -88,6 +97,16 @@ class SoAMetadata:
             ...
             ml.metadata.MetadataError: block 'both': members a (float32) and b (float64) differ in dtype...
         """
+        where = "SoAMetadata.append_block"
+        if not isinstance(name, str) or not name:
+            raise ArgumentError(f"{where}: argument 'name' must be a non-empty str naming the "
+                                f"block, got {describe(name)}")
+        for member in members:
+            if not isinstance(member, str):
+                raise ArgumentError(f"{where}: block {name!r}: members are given as str "
+                                    f"arguments, got {describe(member)}; write "
+                                    f"append_block(name, 'a', 'b'), or *members for a list")
+        expect_flag(copy, "copy", where)
         if name in self.blocks:
             raise MetadataError(f"block {name!r} is already declared")
         if not members:
@@ -100,12 +119,33 @@ class SoAMetadata:
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 raise MetadataError(f"block {name!r}: layout {layout.__name__} has no member "
                                     f"{member!r}{hint}")
+        twice = sorted({m for m in members if members.count(m) > 1})
+        if twice:
+            raise MetadataError(f"block {name!r} names member(s) {', '.join(twice)} more than "
+                                f"once; name each member once")
         geometry = _geometry(name, self.collection, members, copy)
         self.blocks[name] = Block(name, tuple(members), geometry, copy)
         self.order.append(name)
 
     def change_order(self, names: Sequence[str]) -> None:
-        """Reorder the blocks to the model's input (or output) order."""
+        """Reorder the blocks to the model's input (or output) order.
+
+        Example::
+
+            >>> import numpy as np, portable as pt, ml
+            >>> L = pt.Layout.define("L", [("a", pt.column(np.float32)),
+            ...                            ("b", pt.column(np.int32))])
+            >>> meta = ml.SoAMetadata(pt.PortableCollection(L, 4, pt.get_device("cpu_serial")))
+            >>> meta.append_block("a", "a"); meta.append_block("b", "b")
+            >>> meta.change_order(["b", "a"])
+            >>> meta.order
+            ['b', 'a']
+        """
+        if isinstance(names, str) or not isinstance(names, (list, tuple)) or \
+                not all(isinstance(n, str) for n in names):
+            raise ArgumentError(f"SoAMetadata.change_order: argument 'names' must be a list "
+                                f"of block names, got {describe(names)}; e.g. "
+                                f"change_order({self.order[::-1]})")
         if sorted(names) != sorted(self.order):
             raise MetadataError(f"change_order needs every block exactly once: declared "
                                 f"{self.order}, given {list(names)}")
@@ -113,15 +153,47 @@ class SoAMetadata:
 
     def tensor(self, name: str, start: int = 0, stop: int | None = None) -> Any:
         """Block ``name`` over rows ``start:stop`` as a torch tensor sharing the
-        collection's memory (a copy only for blocks declared with ``copy=True``)."""
-        block = self.blocks.get(name)
-        if block is None:
-            raise MetadataError(f"no block {name!r}; declared: {', '.join(self.order)}")
-        stop = self.collection.size if stop is None else stop
+        collection's memory (a copy only for blocks declared with ``copy=True``).
+
+        Example::
+
+            >>> import numpy as np, portable as pt, ml
+            >>> L = pt.Layout.define("L", [("a", pt.column(np.float32))])
+            >>> meta = ml.SoAMetadata(pt.PortableCollection(L, 4, pt.get_device("cpu_serial")))
+            >>> meta.append_block("a", "a")
+            >>> tuple(meta.tensor("a", 0, 3).shape)
+            (3, 1)
+            >>> meta.tensor("a", 0, 9)
+            Traceback (most recent call last):
+            ...
+            portable.errors.ArgumentError: SoAMetadata.tensor: argument 'stop' must lie in start..size = 0..4, got 9
+        """
+        block = self._block(name)
+        start, stop = check_rows("SoAMetadata.tensor", self.collection.size, start, stop)
         return block_tensor(self.collection, block.geometry, start, stop)
 
+    def _block(self, name: str) -> Block:
+        """Block ``name``, or an error that lists the declared ones."""
+        if isinstance(name, str) and name in self.blocks:
+            return self.blocks[name]
+        close = difflib.get_close_matches(name, self.order, n=3) if isinstance(name, str) else []
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise MetadataError(f"no block {name!r}; {hint}declared: "
+                            f"{', '.join(self.order) or 'none'}")
+
     def tensors(self, start: int = 0, stop: int | None = None) -> list[Any]:
-        """Every block's tensor, in the current order."""
+        """Every block's tensor, in the current order.
+
+        Example::
+
+            >>> import numpy as np, portable as pt, ml
+            >>> L = pt.Layout.define("L", [("a", pt.column(np.float32))])
+            >>> meta = ml.SoAMetadata(pt.PortableCollection(L, 4, pt.get_device("cpu_serial")))
+            >>> meta.append_block("a", "a")
+            >>> [tuple(t.shape) for t in meta.tensors()]
+            [(4, 1)]
+        """
+        start, stop = check_rows("SoAMetadata.tensors", self.collection.size, start, stop)
         return [self.tensor(name, start, stop) for name in self.order]
 
     def batches(self, batch_size: int) -> Iterator[tuple[int, int]]:
@@ -137,7 +209,8 @@ class SoAMetadata:
             >>> list(meta.batches(40))
             [(0, 64), (64, 100)]
         """
-        return _batches(self.collection.size, self.row_quantum(), batch_size)
+        return _batches("SoAMetadata.batches", self.collection.size, self.row_quantum(),
+                        batch_size)
 
     def row_quantum(self) -> int:
         """Batches start on multiples of this many rows: the alignment in rows
@@ -154,6 +227,13 @@ class ModelMetadata:
     """
 
     def __init__(self, inputs: SoAMetadata, outputs: SoAMetadata) -> None:
+        for arg, value in (("inputs", inputs), ("outputs", outputs)):
+            if not isinstance(value, SoAMetadata):
+                fix = (f"wrap it: ml.SoAMetadata({arg}) and declare its blocks"
+                       if isinstance(value, PortableCollection) else
+                       "make one with ml.SoAMetadata(collection) and declare its blocks")
+                raise ArgumentError(f"ml.ModelMetadata: argument {arg!r} must be an "
+                                    f"ml.SoAMetadata, got {describe(value)}; {fix}")
         self.inputs, self.outputs = inputs, outputs
 
     def batches(self, batch_size: int) -> Iterator[tuple[int, int]]:
@@ -175,17 +255,53 @@ class ModelMetadata:
             [(0, 128), (128, 256), (256, 300)]
             >>> # for start, stop in meta.batches(100): model(meta, start, stop)
         """
+        quantum = max(self.inputs.row_quantum(), self.outputs.row_quantum())
+        return _batches("ModelMetadata.batches", self.rows(), quantum, batch_size)
+
+    def rows(self) -> int:
+        """The number of rows of the inputs, which the outputs must hold too (rows
+        pair one to one).
+
+        Example::
+
+            >>> import numpy as np, portable as pt, ml
+            >>> L = pt.Layout.define("L", [("a", pt.column(np.float32))])
+            >>> meta = ml.SoAMetadata(pt.PortableCollection(L, 5, pt.get_device("cpu_serial")))
+            >>> ml.ModelMetadata(meta, meta).rows()
+            5
+        """
         rows = self.inputs.collection.size, self.outputs.collection.size
         if rows[0] != rows[1]:
             raise MetadataError(f"the inputs hold {rows[0]} rows and the outputs {rows[1]}; "
-                                f"batches pair rows one to one, so give both the same size")
-        quantum = max(self.inputs.row_quantum(), self.outputs.row_quantum())
-        return _batches(rows[0], quantum, batch_size)
+                                f"inputs and outputs pair rows one to one, so give both the "
+                                f"same size")
+        return rows[0]
 
 
-def _batches(size: int, quantum: int, batch_size: int) -> Iterator[tuple[int, int]]:
-    if batch_size < 1:
-        raise MetadataError(f"batch_size must be a positive number of rows, not {batch_size}")
+def check_rows(where: str, size: int, start: Any, stop: Any) -> tuple[int, int]:
+    """``(start, stop)`` as ints, ``stop`` defaulting to ``size``, if they are
+    integers with ``0 <= start <= stop <= size``; else an :class:`ArgumentError`.
+
+    Example::
+
+        >>> check_rows("f", 10, 2.0, None)
+        Traceback (most recent call last):
+        ...
+        portable.errors.ArgumentError: f: argument 'start' must be an integer >= 0, got the float 2.0
+    """
+    start = expect_count(start, "start", where)
+    stop = size if stop is None else expect_count(stop, "stop", where)
+    if start > size:
+        raise ArgumentError(f"{where}: argument 'start' must lie in 0..size = 0..{size}, "
+                            f"got {start}")
+    if not start <= stop <= size:
+        raise ArgumentError(f"{where}: argument 'stop' must lie in start..size = "
+                            f"{start}..{size}, got {stop}")
+    return start, stop
+
+
+def _batches(where: str, size: int, quantum: int, batch_size: Any) -> Iterator[tuple[int, int]]:
+    batch_size = expect_count(batch_size, "batch_size", where, least=1)
     step = align_up(batch_size, quantum)
     return iter([(start, min(start + step, size)) for start in range(0, size, step)])
 

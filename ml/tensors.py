@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from portable.collection import PortableCollection
-from portable.errors import PortableError
+from portable.errors import ArgumentError, PortableError
 
 _bases: weakref.WeakKeyDictionary[PortableCollection, dict[np.dtype, Any]] = \
     weakref.WeakKeyDictionary()
@@ -43,10 +43,22 @@ class BlockGeometry:
 
 
 def torch_device(collection: PortableCollection) -> Any:
-    """The torch device of ``collection``'s memory."""
+    """The torch device of ``collection``'s memory; an error if torch cannot reach it."""
+    import numba
     import torch
     device = collection.device
-    return torch.device("cuda", device.index) if device.backend.is_gpu else torch.device("cpu")
+    if not device.backend.is_gpu:
+        return torch.device("cpu")
+    if device.backend.name == "cuda" and numba.config.ENABLE_CUDASIM:
+        raise PortableError(f"the collection lives on {device} in Numba's CUDA simulator, "
+                            f"whose memory torch cannot reach; run ml on a CPU backend or "
+                            f"on a real GPU")
+    if device.backend.name != "cuda" or not torch.cuda.is_available():
+        raise PortableError(f"the collection lives on {device}, but this torch "
+                            f"({torch.__version__}) cannot use that GPU; install a torch "
+                            f"build for it, or copy the collection to the host with "
+                            f"collection.to(queue, pt.get_device('cpu_serial'))")
+    return torch.device("cuda", device.index)
 
 
 def row_quantum(collection: PortableCollection, g: BlockGeometry) -> int:
@@ -73,15 +85,14 @@ def flat_tensor(collection: PortableCollection, dtype: np.dtype) -> Any:
 
 def block_tensor(collection: PortableCollection, g: BlockGeometry, start: int,
                  stop: int) -> Any:
-    """Rows ``start:stop`` of block ``g`` as a tensor (see the table in metadata.py)."""
+    """Rows ``start:stop`` (checked by the caller to lie in the collection) of
+    block ``g`` as a tensor (see the table in metadata.py)."""
     import torch
-    if not 0 <= start <= stop <= collection.size:
-        raise PortableError(f"rows {start}:{stop} are outside the collection's "
-                            f"{collection.size} rows")
     quantum = row_quantum(collection, g)
     if start % quantum:
-        raise PortableError(
-            f"rows start at {start}, but tensors over {collection.layout.__name__} must start "
+        raise ArgumentError(
+            f"argument 'start': rows start at {start}, but tensors over "
+            f"{collection.layout.__name__} must start "
             f"on a multiple of {quantum} rows (alignment {collection.layout.alignment} B / "
             f"{g.itemsize} B items); take batches from SoAMetadata.batches()")
     base = flat_tensor(collection, g.dtype)
