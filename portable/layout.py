@@ -57,7 +57,8 @@ from typing import Any, Iterable, Literal, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from .errors import PortableError
+from .checks import describe
+from .errors import ArgumentError, PortableError
 
 __all__ = [
     "DEFAULT_ALIGNMENT", "SUPPORTED_DTYPES", "BlockOffsets", "Layout", "LayoutError",
@@ -74,7 +75,10 @@ DEFAULT_ALIGNMENT = 128
 SUPPORTED_DTYPES: tuple[np.dtype, ...] = tuple(np.dtype(t) for t in (
     np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
     np.uint64, np.float16, np.float32, np.float64, np.complex64, np.complex128))
-"""The item types a member may have (native byte order)."""
+"""The item types a member may have, in native byte order. ``bool`` is one of them
+(one byte holding 0 or 1); Python's ``int``, ``float`` and ``complex`` mean NumPy's
+default ``int64``, ``float64`` and ``complex128``. Objects, strings, dates,
+structured and sub-array dtypes are refused: a member holds plain numbers."""
 
 _SUPPORTED_NAMES = ", ".join(dt.name for dt in SUPPORTED_DTYPES)
 _MAX_LISTED_MEMBERS = 20
@@ -265,11 +269,18 @@ def _check_dtype(value: Any, where: str) -> np.dtype:
     hint = f"supported item types: {_SUPPORTED_NAMES}"
     if value is None:  # np.dtype(None) would silently mean float64
         raise LayoutError(f"{where}: no dtype given; {hint}")
+    if not isinstance(value, (np.dtype, type, str)):  # np.dtype(array) is the array's dtype
+        raise LayoutError(f"{where}: {value!r} ({type(value).__name__}) is not a dtype; pass "
+                          f"a type such as np.float32 or its name 'float32'; {hint}")
     try:
         dt = np.dtype(value)
     except (TypeError, ValueError) as exc:
         raise LayoutError(f"{where}: {value!r} is not a NumPy dtype ({exc}); {hint}") from None
-    if dt.fields is None and dt.subdtype is None and not dt.isnative:
+    if dt.subdtype is not None:
+        item, shape = dt.subdtype
+        raise LayoutError(f"{where}: dtype {dt} holds a {shape} sub-array per item; declare "
+                          f"vector({item.name}, R) or matrix({item.name}, R, C) instead")
+    if dt.fields is None and not dt.isnative:
         raise LayoutError(f"{where}: dtype {dt.str!r} is not in native byte order; "
                           f"use {dt.newbyteorder('=').name}")
     for supported in SUPPORTED_DTYPES:
@@ -304,15 +315,19 @@ def _check_alignment(value: Any, layout: str, members: Sequence[Member]) -> int:
     return value
 
 
-#: names that views of a collection give meanings of their own
-VIEW_ATTRIBUTES = frozenset({"size", "capacity", "layout", "readonly", "buffer"})
+#: attributes of views and collections: a member of one of these names would be hidden
+#: behind them (``view.size`` is the element count, never a member called ``size``)
+VIEW_ATTRIBUTES = frozenset({
+    "size", "capacity", "layout", "readonly", "buffer", "collection", "kernel_args",
+    "device", "nbytes", "resize", "view", "const_view", "column", "dlpack", "table",
+    "copy_from", "to", "save", "load"})
 
 
 @lru_cache(maxsize=None)
 def _reserved_names() -> frozenset[str]:
     names = {n for n in dir(Layout) if not n.startswith("_")}
     names |= {n for n in dir(LayoutMeta) if not n.startswith("_")}
-    return frozenset(names) | VIEW_ATTRIBUTES
+    return frozenset(names)
 
 
 def _check_name(name: Any, layout: str, taken: Iterable[str]) -> str:
@@ -325,7 +340,11 @@ def _check_name(name: Any, layout: str, taken: Iterable[str]) -> str:
                           f"reserved for the layout's internals")
     if name in _reserved_names():
         raise LayoutError(f"{layout}: member name {name!r} clashes with the layout's own "
-                          f"attribute {name!r}; rename the member")
+                          f"attribute {name!r}; rename the member, e.g. {name}_")
+    if name in VIEW_ATTRIBUTES:
+        raise LayoutError(f"{layout}: member name {name!r} is taken by views and collections "
+                          f"(view.{name} has a meaning of its own and would hide the member); "
+                          f"rename the member, e.g. {name}_")
     if name in taken:
         raise LayoutError(f"{layout}: member {name!r} is declared twice")
     return name
@@ -346,11 +365,36 @@ def _bind(name: str, spec: MemberSpec, layout: str) -> Member:
     return Member(name, kind, dtype, rows, cols)
 
 
-def _is_dtype_like(value: Any) -> bool:
-    """A value that looks like a forgotten ``column(...)`` around a dtype."""
-    if isinstance(value, np.dtype):
-        return True
-    return isinstance(value, type) and issubclass(value, (np.generic, int, float, complex))
+def _misdeclared(layout: str, key: str, value: Any) -> str | None:
+    """Why the class-body entry ``key = value`` looks like a member declared wrongly
+    (a dtype or a string without ``column(...)``, an uncalled ``column``, a trailing
+    comma, another layout's member), or ``None`` if it is an ordinary attribute."""
+    where = f"{layout}.{key}"
+    if isinstance(value, (tuple, list)) and any(isinstance(v, MemberSpec) for v in value):
+        return (f"{where} is a {type(value).__name__} of declarations, not a member (a "
+                f"trailing comma?); declare one member per name: {key} = column(np.float32)")
+    if isinstance(value, Member):
+        return (f"{where} = {value!r} is a member of another layout; reuse its declaration "
+                f"with {key} = <Layout>.{value.name}.spec")
+    if any(value is declare for declare in (column, vector, matrix, scalar)):
+        extents = {"vector": ", R", "matrix": ", R, C"}.get(value.__name__, "")
+        return (f"{where} = {value.__name__} is not a member; call it: "
+                f"{key} = {value.__name__}(np.float32{extents})")
+    dtype_like = isinstance(value, (np.dtype, str)) or (
+        isinstance(value, type) and issubclass(value, (np.generic, int, float, complex, str,
+                                                       bytes)))
+    if not dtype_like:
+        return None
+    if isinstance(value, type) and issubclass(value, np.generic):
+        shown = f"np.{value.__name__}"
+    elif isinstance(value, type):
+        shown = value.__name__
+    else:
+        shown = repr(value) if isinstance(value, str) else f"np.dtype({value.name!r})"
+    return (f"{where} = {shown} is not a member; declare it as column({shown}), "
+            f"vector({shown}, R), matrix({shown}, R, C) or scalar({shown}), e.g. "
+            f"{key} = column(np.float32) (a constant that is not a member needs a name "
+            f"starting with '_')")
 
 
 # --------------------------------------------------------------------------- the layout class
@@ -393,14 +437,10 @@ class LayoutMeta(type):
                                   f"{parent.__name__}; rename it")
             if isinstance(value, MemberSpec):
                 own.append(_bind(_check_name(key, name, ()), value, name))
-            elif not key.startswith("_") and key != "alignment" and _is_dtype_like(value):
-                shown = (f"np.{value.__name__}" if isinstance(value, type)
-                         and issubclass(value, np.generic) else getattr(value, "__name__",
-                                                                         repr(value)))
-                raise LayoutError(
-                    f"{name}.{key} = {shown} is not a member; declare it as "
-                    f"column({shown}), vector({shown}, R), matrix({shown}, R, C) or "
-                    f"scalar({shown})")
+            elif not key.startswith("_") and key != "alignment":
+                problem = _misdeclared(name, key, value)
+                if problem is not None:
+                    raise LayoutError(problem)
 
         members = inherited + tuple(own)
         default = parent.alignment if parent is not None else DEFAULT_ALIGNMENT
@@ -413,6 +453,12 @@ class LayoutMeta(type):
         for member in own:
             type.__setattr__(cls, member.name, member)
         return cls
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        raise ArgumentError(f"layout {cls.__name__} is used as a class, never instantiated: "
+                            f"pass {cls.__name__} itself, e.g. "
+                            f"pt.PortableCollection({cls.__name__}, n, device), not "
+                            f"{cls.__name__}()")
 
     def __setattr__(cls, key: str, value: Any) -> None:
         cls._refuse_change(key)
@@ -483,6 +529,9 @@ class Layout(metaclass=LayoutMeta):
         """
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise LayoutError(f"layout name {name!r} is not a valid Python identifier")
+        if isinstance(members, (str, bytes)) or not isinstance(members, (Mapping, Iterable)):
+            raise LayoutError(f"{name}: members must be (name, declaration) pairs or a "
+                              f"mapping from name to declaration, got {describe(members)}")
         items = members.items() if isinstance(members, Mapping) else members
         namespace: dict[str, Any] = {"__qualname__": name, "__module__": cls.__module__}
         seen: set[str] = set()
@@ -493,9 +542,10 @@ class Layout(metaclass=LayoutMeta):
             key, spec = item
             _check_name(key, name, seen)
             if not isinstance(spec, MemberSpec):
-                raise LayoutError(
+                problem = _misdeclared(name, key, spec)
+                raise LayoutError(problem or (
                     f"{name}.{key}: {spec!r} is not a member declaration; use column(dtype), "
-                    f"vector(dtype, R), matrix(dtype, R, C) or scalar(dtype)")
+                    f"vector(dtype, R), matrix(dtype, R, C) or scalar(dtype)"))
             seen.add(key)
             namespace[key] = spec
         if alignment is not None:
@@ -531,17 +581,18 @@ class Layout(metaclass=LayoutMeta):
             ...     print(error)
             layout L has no member 'mometum'; did you mean 'momentum'? (members: momentum)
         """
-        try:
+        if not isinstance(name, str):
+            raise ArgumentError(f"{cls.__name__}: a member name must be a str, got "
+                                f"{describe(name)}; members: "
+                                f"{', '.join(cls._by_name) or 'none'}")
+        if name in cls._by_name:
             return cls._by_name[name]
-        except (KeyError, TypeError):
-            pass
         names = list(cls._by_name)
         message = f"layout {cls.__name__} has no member {name!r}"
-        if isinstance(name, str):
-            near = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-            near += [n for n in names if n.lower() == name.lower() and n not in near]
-            if near:
-                message += "; did you mean " + " or ".join(repr(n) for n in near) + "?"
+        near = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        near += [n for n in names if n.lower() == name.lower() and n not in near]
+        if near:
+            message += "; did you mean " + " or ".join(repr(n) for n in near) + "?"
         if not names:
             message += " (it has no members)"
         elif len(names) <= _MAX_LISTED_MEMBERS:

@@ -16,3 +16,16 @@ def to_host(queue, collection):
     queue.synchronize()
     return host
 
+
+
+def address(array):
+    """The address of an array's first byte: host, GPU, or the CUDA simulator's."""
+    interface = getattr(array, "__cuda_array_interface__", None)
+    return interface["data"][0] if interface is not None else array.ctypes.data
+
+
+def aligned_buffer(device, nbytes, alignment):
+    """``nbytes`` new bytes on ``device`` whose first byte sits on ``alignment``."""
+    raw = pt.alloc_buffer(device, nbytes + alignment, "uint8")
+    start = -address(raw) % alignment
+    return raw[start:start + nbytes]
