@@ -476,6 +476,10 @@ def aot_compile(module: Any, example_inputs: tuple[Any, ...], path: str | Path,
     if device not in ("cpu", "cuda"):
         raise ArgumentError(f"{where}: argument 'device' must be 'cpu' or 'cuda', got "
                             f"{describe(device)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ArgumentError(f"{where}: argument 'device' is 'cuda', but this torch "
+                            f"({torch.__version__}) sees no CUDA GPU; compile on a machine "
+                            f"with one, or for device='cpu'")
     options = {}
     if compiler is not None:
         if not isinstance(compiler, (str, os.PathLike)):

@@ -525,6 +525,14 @@ def test_aot_compile_refuses(args, kwargs, named, tmp_path):
     assert not path.exists()
 
 
+def test_aot_compile_for_cuda_without_cuda(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("torch sees a CUDA GPU here")
+    with refused(pt.ArgumentError, "'device'", "'cuda'", "no CUDA GPU"):
+        ml.aot_compile(linear(), (torch.randn(4, 3),), tmp_path / "m.pt2", device="cuda")
+    assert not (tmp_path / "m.pt2").exists()
+
+
 def test_aot_compile_into_a_missing_folder(tmp_path):
     path = tmp_path / "nowhere" / "m.pt2"
     with refused(pt.ArgumentError, "'path'", str(path.parent)):
