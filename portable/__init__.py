@@ -19,7 +19,8 @@ from .backend import (Backend, all_backends, available_backends, get_backend, se
 from .backends import cpu as _cpu  # noqa: F401  (registers cpu_serial, cpu_threads)
 from .backends import cuda as _cuda  # noqa: F401  (registers cuda)
 from .backends import rocm as _rocm  # noqa: F401  (registers rocm)
-from .collection import MultiCollection, PortableCollection, View
+from .collection import (CollectionAttributeError, CollectionFileError, CollectionFileMissing,
+                         MultiCollection, PortableCollection, View)
 from .device import Device, DeviceLimits, devices, get_device
 from .errors import ArgumentError, BackendError, KernelError, LaunchError, PortableError, RangeError
 from .event import Event
@@ -32,7 +33,9 @@ from .workdiv import WorkDiv, make_workdiv
 __version__ = "0.1.0"
 
 __all__ = [
-    "Acc", "ArgumentError", "Backend", "BackendError", "Device", "DeviceFunction", "DeviceLimits", "Event",
+    "Acc", "ArgumentError", "Backend", "BackendError", "CollectionAttributeError",
+    "CollectionFileError", "CollectionFileMissing", "Device", "DeviceFunction", "DeviceLimits",
+    "Event",
     "Kernel", "KernelError", "LaunchError", "MultiCollection", "PortableCollection",
     "Layout", "LayoutError", "PortableError", "Queue", "RangeError", "View", "WorkDiv",
     "alloc_buffer", "alloc_host_buffer", "all_backends", "as_view", "available_backends",
