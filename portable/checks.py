@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 def describe(value: Any) -> str:
     """``value`` for an error message: its type and a short repr."""
-    text = repr(value)
+    text = " ".join(repr(value).split())  # arrays and tensors print on several lines
     if len(text) > 60:
         text = text[:57] + "..."
     return f"the {type(value).__name__} {text}"
