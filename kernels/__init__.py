@@ -2,9 +2,12 @@
 
 Each operation takes a :class:`portable.Queue` and buffers on the queue's
 device (NumPy arrays on the CPU backends, numba device arrays on CUDA), checks
-its arguments (raising :class:`KernelArgumentError` before anything is
-enqueued), then enqueues its kernels on the queue. :mod:`kernels.reference`
-holds a plain NumPy version of each.
+its arguments, then enqueues its kernels on the queue. A bad argument (of the
+wrong kind, dtype, shape or device, read-only where written, sharing memory
+with another argument, or out of range) raises :class:`portable.ArgumentError`
+(:class:`KernelArgumentError`, its subclass, for all but a bad queue) naming
+the argument and the fix, before anything is enqueued, so no buffer is
+touched. :mod:`kernels.reference` holds a plain NumPy version of each.
 
 Example::
 

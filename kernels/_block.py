@@ -15,14 +15,14 @@ def add(a, b):
 
 @pt.device_function
 def minimum(a, b):
-    """The smaller of ``a`` and ``b``."""
-    return a if a < b else b
+    """The smaller of ``a`` and ``b``; NaN if either is NaN, as ``np.minimum``."""
+    return a if a < b or a != a else b
 
 
 @pt.device_function
 def maximum(a, b):
-    """The larger of ``a`` and ``b``."""
-    return a if a > b else b
+    """The larger of ``a`` and ``b``; NaN if either is NaN, as ``np.maximum``."""
+    return a if a > b or a != a else b
 
 
 @functools.lru_cache(maxsize=None)

@@ -39,3 +39,10 @@ def grid(queue: pt.Queue, n: int) -> pt.WorkDiv:
     most = max(1, queue.device.limits.multiprocessors) * BLOCKS_PER_MULTIPROCESSOR
     blocks = min(most, max(1, -(-n // (threads * ITEMS_PER_THREAD))))
     return pt.WorkDiv(blocks, threads, 1)
+
+
+def single_block(queue: pt.Queue, n: int) -> pt.WorkDiv:
+    """A 1-D work division of ONE block whose threads loop over ``n`` elements."""
+    if not queue.backend.is_gpu:
+        return pt.WorkDiv(1, 1, max(n, 1))
+    return pt.WorkDiv(1, block_threads(queue, n), 1)

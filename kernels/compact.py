@@ -70,10 +70,11 @@ def _check_indices(op: str, queue: pt.Queue, x_name: str, x: Any, out_indices: A
     """``out_indices`` checked against the input ``x`` and returned as a native buffer."""
     out_indices = check.buffer(queue, op, "out_indices", out_indices, check.INDEX, output=True)
     check.same_size(op, "out_indices", out_indices, x_name, x)
+    check.no_overlap(op, "out_indices", out_indices, x_name, x)
     if x.size >= np.iinfo(out_indices.dtype).max:
         raise check.KernelArgumentError(
-            f"{op}: {x.size} elements are too many for {np.dtype(out_indices.dtype)} "
-            f"indices; use an int64 out_indices")
+            f"{op}: argument {x_name!r} has {x.size} elements, too many for the "
+            f"{np.dtype(out_indices.dtype)} indices of 'out_indices'; use int64 out_indices")
     return out_indices
 
 
@@ -82,11 +83,12 @@ def select_indices(queue: pt.Queue, mask: Any, out_indices: Any) -> int:
     order, to the front of ``out_indices``; return how many there are.
 
     ``mask`` is a 1-D bool, uint8 or int32 buffer on ``queue.device``;
-    ``out_indices`` an int32 or int64 buffer there of the same length, whose
-    entries from the count on are left untouched. Returning the count as a
-    Python int copies one value to the host and SYNCHRONIZES the queue: all work
-    enqueued before has finished when this returns. A temporary index buffer of
-    ``len(mask) + 1`` entries is allocated on ``queue.device``.
+    ``out_indices`` an int32 or int64 buffer there of the same length, not
+    sharing memory with ``mask``, whose entries from the count on are left
+    untouched. Returning the count as a Python int copies one value to the host
+    and SYNCHRONIZES the queue: all work enqueued before has finished when this
+    returns. A temporary index buffer of ``len(mask) + 1`` entries is allocated
+    on ``queue.device``.
 
     Example::
 

@@ -21,8 +21,10 @@ def axpy(queue: pt.Queue, a: float, x: Any, y: Any, out: Any) -> None:
 
     ``x``, ``y`` and ``out`` are 1-D buffers on ``queue.device`` of one dtype
     (float32, float64, int32 or int64) and one length; ``a`` is converted to
-    that dtype (it must be an integer for integer arrays). ``out`` may be
-    ``x`` or ``y``.
+    that dtype (it must be an integer that fits for integer arrays, and must
+    not overflow a float dtype). Integer results wrap modulo 2**bits, as in
+    NumPy. ``out`` may be exactly ``x`` or ``y`` (an in-place update) but must
+    not otherwise share memory with them (an error, raised at once).
 
     Example::
 
@@ -33,6 +35,9 @@ def axpy(queue: pt.Queue, a: float, x: Any, y: Any, out: Any) -> None:
         >>> kernels.axpy(q, 2.0, x, y, out)
         >>> out.tolist()
         [1.0, 3.0, 5.0]
+        >>> kernels.axpy(q, 2.0, x, y, x)  # in place: x = 2 * x + y
+        >>> x.tolist()
+        [1.0, 3.0, 5.0]
     """
     op = "axpy"
     check.check_queue(op, queue)
@@ -42,6 +47,8 @@ def axpy(queue: pt.Queue, a: float, x: Any, y: Any, out: Any) -> None:
     for name, value in (("y", y), ("out", out)):
         check.same_size(op, name, value, "x", x)
         check.same_dtype(op, name, value, "x", x)
+    check.no_overlap(op, "out", out, "x", x, same_elements=True)
+    check.no_overlap(op, "out", out, "y", y, same_elements=True)
     scalar = check.real_scalar(op, "a", a, x.dtype)
     if x.size:
         pt.launch(queue, grid(queue, x.size), _axpy, scalar, x, y, out)
@@ -62,8 +69,10 @@ def elementwise_map(queue: pt.Queue, fn: pt.DeviceFunction, x: Any, out: Any) ->
 
     ``x`` and ``out`` are 1-D buffers on ``queue.device`` of one length, each
     float32, float64, int32 or int64 (they may differ: the result of ``fn`` is
-    converted to ``out``'s dtype on store, as NumPy assignment would). The kernel
-    for ``fn`` is compiled once per backend and argument types, then cached.
+    converted to ``out``'s dtype on store, as NumPy assignment would). ``out``
+    may be exactly ``x`` (same elements, same dtype size) but must not otherwise
+    share memory with it. The kernel for ``fn`` is compiled once per backend and
+    argument types, then cached.
 
     Example::
 
@@ -83,5 +92,6 @@ def elementwise_map(queue: pt.Queue, fn: pt.DeviceFunction, x: Any, out: Any) ->
     x = check.buffer(queue, op, "x", x, check.NUMERIC)
     out = check.buffer(queue, op, "out", out, check.NUMERIC, output=True)
     check.same_size(op, "out", out, "x", x)
+    check.no_overlap(op, "out", out, "x", x, same_elements=True)
     if x.size:
         pt.launch(queue, grid(queue, x.size), _map_kernel(fn), x, out)

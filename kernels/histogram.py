@@ -14,6 +14,7 @@ with more, every value goes straight to ``counts`` with one atomic addition.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -84,19 +85,48 @@ def bin_edges(lo: float, hi: float, nbins: int, x_dtype: Any) -> np.ndarray:
     edge_type = np.result_type(lo, hi, np.empty(0, x_dtype))
     if np.issubdtype(edge_type, np.integer):
         edge_type = np.result_type(edge_type, float)
-    return np.linspace(lo, hi, nbins + 1, endpoint=True, dtype=edge_type)
+    with np.errstate(over="ignore"):  # an edge beyond edge_type is refused by the caller
+        return np.linspace(lo, hi, nbins + 1, endpoint=True, dtype=edge_type)
+
+
+def _checked_edges(op: str, lo: Any, hi: Any, nbins: int, x_dtype: Any) -> np.ndarray:
+    """The bin edges for ``[lo, hi)``, refused as ``np.histogram`` refuses them: a
+    range that is not finite, or bins that are not all of nonzero width."""
+    lo_f, hi_f = check.as_float(op, "lo", lo), check.as_float(op, "hi", hi)
+    if not lo_f < hi_f:
+        raise check.KernelArgumentError(
+            f"{op}: the range [lo, hi) = [{lo!r}, {hi!r}) is empty; it needs lo < hi")
+    if not math.isfinite(hi_f - lo_f):
+        raise check.KernelArgumentError(
+            f"{op}: the range [lo, hi) = [{lo!r}, {hi!r}) is too wide for {nbins} bins: "
+            f"its width hi - lo overflows float64; narrow the range")
+    edges = bin_edges(lo_f, hi_f, nbins, x_dtype)
+    if not np.isfinite(edges).all():
+        raise check.KernelArgumentError(
+            f"{op}: lo={lo!r} and hi={hi!r} do not fit {edges.dtype}, the type the values "
+            f"of x are compared in, for {nbins} bins; narrow the range")
+    if not (edges[1:] > edges[:-1]).all():
+        raise check.KernelArgumentError(
+            f"{op}: too many bins for the range: {nbins} bins (the length of 'counts') "
+            f"of nonzero width do not fit between lo={lo!r} and hi={hi!r} in {edges.dtype}, "
+            f"the type the values are compared in; use fewer bins or a wider range")
+    return edges
 
 
 def histogram(queue: pt.Queue, x: Any, lo: float, hi: float, counts: Any) -> None:
     """Enqueue a histogram of ``x`` into ``len(counts)`` uniform bins over ``[lo, hi)``.
 
     ``x`` is a 1-D buffer on ``queue.device`` (float32, float64, int32 or
-    int64); ``counts`` a 1-D int32 or int64 buffer there with at least one bin,
-    overwritten with the counts. ``lo < hi`` must be finite. Values in the
-    interior get NumPy's bins; values equal to ``hi`` (which ``np.histogram``
-    puts in the last bin), outside ``[lo, hi)`` or NaN are ignored, so the result
-    is ``np.histogram(x[x < hi], len(counts), (lo, hi))[0]``. Counts wrap if a
-    bin gets more values than ``counts``' dtype holds.
+    int64); ``counts`` a contiguous 1-D int32 or int64 buffer there with at
+    least one bin, not sharing memory with ``x``, overwritten with the counts.
+    Values in the interior get NumPy's bins; values equal to ``hi`` (which
+    ``np.histogram`` puts in the last bin), outside ``[lo, hi)`` or NaN are
+    ignored, so the result is ``np.histogram(x[x < hi], len(counts), (lo, hi))[0]``.
+
+    Refused at once, as ``np.histogram`` refuses them: ``lo`` or ``hi`` not
+    finite, ``lo >= hi``, a width ``hi - lo`` that overflows, and bins too
+    narrow to have distinct edges in the type values are compared in. Counts
+    never wrap: int32 ``counts`` are refused for more than 2**31 - 1 values.
 
     Example::
 
@@ -111,16 +141,23 @@ def histogram(queue: pt.Queue, x: Any, lo: float, hi: float, counts: Any) -> Non
     op = "histogram"
     check.check_queue(op, queue)
     x = check.buffer(queue, op, "x", x, check.NUMERIC)
-    counts = check.buffer(queue, op, "counts", counts, check.INDEX, output=True)
-    if counts.size == 0:
-        raise check.KernelArgumentError(f"{op}: counts is empty; it needs at least one bin")
-    lo, hi = check.finite_range(op, lo, hi)
+    counts = check.buffer(queue, op, "counts", counts, check.INDEX, output=True,
+                          contiguous=True)
+    check.no_overlap(op, "counts", counts, "x", x)
     nbins = counts.size
+    if nbins == 0:
+        raise check.KernelArgumentError(
+            f"{op}: argument 'counts' is empty; it needs one element per bin, at least one")
+    most = np.iinfo(counts.dtype).max
+    if x.size > most:
+        raise check.KernelArgumentError(
+            f"{op}: argument 'counts' has dtype {np.dtype(counts.dtype)}, which cannot "
+            f"count {x.size} values (at most {most}); use int64 counts")
+    edges_host = _checked_edges(op, lo, hi, nbins, x.dtype)
     pt.memset(queue, counts, 0)
     if x.size == 0:
         return
-    edges_host = bin_edges(lo, hi, nbins, x.dtype)
     edges = pt.alloc_buffer(queue.device, nbins + 1, edges_host.dtype)
     pt.memcpy(queue, edges, edges_host)
     pt.launch(queue, grid(queue, x.size), _histogram_kernel(np.dtype(counts.dtype)),
-              x, edges, lo, nbins / (hi - lo), counts)
+              x, edges, float(lo), nbins / (float(hi) - float(lo)), counts)

@@ -1,10 +1,15 @@
 """Reductions of a 1-D buffer to one value: sum, minimum and maximum.
 
-Each block combines its elements in registers, then across its threads in
-block-shared memory (a tree, with a barrier between steps), and adds its
-result to ``out[0]`` with ONE atomic operation. ``out[0]`` is first set to
-the operation's identity by a tiny kernel on the same queue, so the whole
-reduction is ordered on the queue and the host never waits.
+Two launches of one kernel on the queue: every block combines its elements in
+registers, then across its threads in block-shared memory (a tree, with a
+barrier between steps), and writes its result to a buffer of one partial per
+block; then a single block combines the partials into ``out[0]`` the same way.
+No atomics are involved, so the result does not depend on which block finishes
+first (a float sum gives the same bits on every run on one device), and the
+host never waits.
+
+Minimum and maximum follow ``np.min``/``np.max``: a NaN anywhere in the input
+makes the result NaN, on every backend.
 """
 from __future__ import annotations
 
@@ -17,59 +22,34 @@ import portable as pt
 
 from . import _checks as check
 from ._block import add, block_reduce, maximum, minimum
-from ._grid import MAX_BLOCK_THREADS, grid
+from ._grid import MAX_BLOCK_THREADS, grid, single_block
 
-
-@pt.kernel
-def _fill(acc, out, value):
-    for i in acc.uniform_elements(out.size):
-        out[i] = value
-
-
-@pt.device_function
-def _commit_sum(acc, out, value):
-    acc.atomic_add(out, 0, value)
-
-
-@pt.device_function
-def _commit_min(acc, out, value):
-    acc.atomic_min(out, 0, value)
-
-
-@pt.device_function
-def _commit_max(acc, out, value):
-    acc.atomic_max(out, 0, value)
-
-
-#: per operation: how two values combine, and how a block's result joins out[0]
-_OPERATIONS = {
-    "sum": (add, _commit_sum),
-    "min": (minimum, _commit_min),
-    "max": (maximum, _commit_max),
-}
+#: per operation: how two values combine (NaN-propagating for min and max)
+_COMBINE = {"sum": add, "min": minimum, "max": maximum}
 
 
 @functools.lru_cache(maxsize=None)
 def _reduce_kernel(operation: str, dtype: np.dtype) -> pt.Kernel:
-    """The reduction kernel for ``operation`` over elements of ``dtype``."""
+    """The kernel writing ``partials[b]`` = the ``operation`` of the elements of
+    ``x`` that block ``b`` visits, for elements of ``dtype``."""
     scalar = dtype.type
-    combine, commit = _OPERATIONS[operation]
+    combine = _COMBINE[operation]
     reduce_block = block_reduce(combine)
 
     @pt.kernel
-    def reduce_kernel(acc, x, identity, out):
+    def reduce_kernel(acc, x, identity, partials):
         scratch = acc.shared_array(MAX_BLOCK_THREADS, scalar)
         value = identity
         for i in acc.uniform_elements(x.size):
             value = combine(value, x[i])
         total = reduce_block(acc, value, scratch)
         if acc.once_per_block():
-            commit(acc, out, total)
+            partials[acc.block_idx] = total
     return reduce_kernel
 
 
 def _identity(operation: str, dtype: np.dtype) -> Any:
-    """The value ``out[0]`` starts from: 0, or the largest (smallest) value of
+    """The value a thread starts from: 0, or the largest (smallest) value of
     ``dtype`` for min (max); infinities for floats."""
     if operation == "sum":
         return dtype.type(0)
@@ -86,15 +66,17 @@ def _reduce(operation: str, queue: pt.Queue, x: Any, out: Any) -> None:
     out = check.buffer(queue, op, "out", out, check.NUMERIC, output=True)
     check.same_dtype(op, "out", out, "x", x)
     check.length(op, "out", out, 1)
+    check.no_overlap(op, "out", out, "x", x)
     if x.size == 0 and operation != "sum":
         raise check.KernelArgumentError(
-            f"{op}: x is empty and has no {operation}imum; check x.size before calling")
+            f"{op}: argument 'x' is empty and has no {operation}imum; check x.size before "
+            f"calling")
     dtype = np.dtype(x.dtype)
-    identity = _identity(operation, dtype)
-    pt.launch(queue, grid(queue, 1), _fill, out, identity)
-    if x.size:
-        pt.launch(queue, grid(queue, x.size), _reduce_kernel(operation, dtype),
-                  x, identity, out)
+    kernel, identity = _reduce_kernel(operation, dtype), _identity(operation, dtype)
+    spread = grid(queue, x.size)
+    partials = pt.alloc_buffer(queue.device, spread.blocks[0], dtype)
+    pt.launch(queue, spread, kernel, x, identity, partials)
+    pt.launch(queue, single_block(queue, partials.size), kernel, partials, identity, out)
 
 
 def reduce_sum(queue: pt.Queue, x: Any, out: Any) -> None:
@@ -103,8 +85,10 @@ def reduce_sum(queue: pt.Queue, x: Any, out: Any) -> None:
     ``x`` is a 1-D buffer on ``queue.device`` (float32, float64, int32 or
     int64) and ``out`` a 1-element buffer of the same dtype. Integer sums are
     exact modulo 2**bits, like ``np.sum(x, dtype=x.dtype)``; float sums are
-    combined in a different order than NumPy's, so they agree up to rounding.
-    An empty ``x`` gives 0.
+    combined in a different order than NumPy's, so they agree up to rounding;
+    NaNs and infinities propagate as in ``np.sum`` (``inf + -inf`` is NaN).
+    An empty ``x`` gives 0. ``out`` must not share memory with ``x``. A
+    temporary buffer of one value per block is allocated on ``queue.device``.
 
     Example::
 
@@ -121,7 +105,8 @@ def reduce_sum(queue: pt.Queue, x: Any, out: Any) -> None:
 def reduce_min(queue: pt.Queue, x: Any, out: Any) -> None:
     """Enqueue ``out[0] = min(x)``; ``x`` must not be empty (an error, raised at once).
 
-    Dtypes as for :func:`reduce_sum`. NaNs in ``x`` give an unspecified result.
+    Dtypes and ``out`` as for :func:`reduce_sum`. As with ``np.min``, a NaN
+    anywhere in ``x`` makes the result NaN.
 
     Example::
 
@@ -131,6 +116,9 @@ def reduce_min(queue: pt.Queue, x: Any, out: Any) -> None:
         >>> kernels.reduce_min(q, np.array([3.0, -1.5, 2.0], np.float32), out)
         >>> float(out[0])
         -1.5
+        >>> kernels.reduce_min(q, np.array([3.0, np.nan, 2.0], np.float32), out)
+        >>> float(out[0])
+        nan
     """
     _reduce("min", queue, x, out)
 
@@ -138,7 +126,8 @@ def reduce_min(queue: pt.Queue, x: Any, out: Any) -> None:
 def reduce_max(queue: pt.Queue, x: Any, out: Any) -> None:
     """Enqueue ``out[0] = max(x)``; ``x`` must not be empty (an error, raised at once).
 
-    Dtypes as for :func:`reduce_sum`. NaNs in ``x`` give an unspecified result.
+    Dtypes and ``out`` as for :func:`reduce_sum`. As with ``np.max``, a NaN
+    anywhere in ``x`` makes the result NaN.
 
     Example::
 

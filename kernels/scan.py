@@ -139,10 +139,11 @@ def exclusive_scan(queue: pt.Queue, x: Any, out: Any) -> None:
 
     ``x`` and ``out`` are 1-D buffers on ``queue.device`` of one dtype (float32,
     float64, int32 or int64) and one length, any length. ``out`` may be ``x``
-    itself (an in-place scan) but must not partly overlap it. Integer prefixes
-    are exact modulo 2**bits; float prefixes are summed in a different order
-    than ``np.cumsum``'s, so they agree up to rounding. A temporary buffer of
-    one value per block is allocated on ``queue.device``.
+    itself (an in-place scan) but must not otherwise share memory with it (an
+    error, raised at once). Integer prefixes are exact modulo 2**bits; float
+    prefixes are summed in a different order than ``np.cumsum``'s, so they
+    agree up to rounding. A temporary buffer of one value per block is
+    allocated on ``queue.device``.
 
     Example::
 
@@ -159,4 +160,5 @@ def exclusive_scan(queue: pt.Queue, x: Any, out: Any) -> None:
     out = check.buffer(queue, op, "out", out, check.NUMERIC, output=True)
     check.same_size(op, "out", out, "x", x)
     check.same_dtype(op, "out", out, "x", x)
+    check.no_overlap(op, "out", out, "x", x, same_elements=True)
     scan_into(queue, x, out)

@@ -67,11 +67,12 @@ def assert_matches(got: np.ndarray, want: np.ndarray, message: str, tol: float =
 
 
 def assert_rejected(queue: pt.Queue, call: Callable[[], Any], untouched: Any,
-                    *fragments: str) -> None:
-    """``call`` raises KernelArgumentError mentioning ``fragments``, and leaves
-    the buffer ``untouched`` exactly as it was."""
+                    *fragments: str, error: type[Exception] = kernels.KernelArgumentError
+                    ) -> None:
+    """``call`` raises ``error`` mentioning ``fragments``, and leaves the buffer
+    ``untouched`` exactly as it was."""
     before = host_copy(queue, untouched)
-    with pytest.raises(kernels.KernelArgumentError) as info:
+    with pytest.raises(error) as info:
         call()
     for fragment in fragments:
         assert fragment in str(info.value), (fragment, str(info.value))
@@ -187,7 +188,7 @@ def test_reduce_rejects_empty(queue, operation):
     out = poisoned(queue, 1, np.int32)
     empty = pt.alloc_buffer(queue.device, 0, np.int32)
     assert_rejected(queue, lambda: reduce(queue, empty, out), out,
-                    f"reduce_{operation}: x is empty")
+                    f"reduce_{operation}: argument 'x' is empty")
 
 
 @every_backend
@@ -195,10 +196,10 @@ def test_reduce_rejects_bad_out(queue):
     x = to_device(queue, np.arange(10, dtype=np.float32))
     long_out = poisoned(queue, 2, np.float32)
     assert_rejected(queue, lambda: kernels.reduce_sum(queue, x, long_out), long_out,
-                    "out must have exactly 1 element", "shape (2,)")
+                    "argument 'out' must have exactly 1 element", "shape (2,)")
     wide_out = poisoned(queue, 1, np.float64)
     assert_rejected(queue, lambda: kernels.reduce_max(queue, x, wide_out), wide_out,
-                    "out has dtype float64 but x has dtype float32")
+                    "argument 'out' has dtype float64 but 'x' has dtype float32")
 
 
 # --- histogram ----------------------------------------------------------------
@@ -256,9 +257,10 @@ def test_histogram_rejects_bad_arguments(queue):
                     "must be finite")
     float_counts = poisoned(queue, 10, np.float32)
     assert_rejected(queue, lambda: kernels.histogram(queue, x, 0, 1, float_counts),
-                    float_counts, "counts has dtype float32", "int32, int64")
+                    float_counts, "argument 'counts' has dtype float32", "int32, int64")
     assert_rejected(queue, lambda: kernels.histogram(
-        queue, x, 0, 1, pt.alloc_buffer(queue.device, 0, np.int32)), counts, "counts is empty")
+        queue, x, 0, 1, pt.alloc_buffer(queue.device, 0, np.int32)), counts,
+        "argument 'counts' is empty")
 
 
 # --- scan ---------------------------------------------------------------------
@@ -291,17 +293,17 @@ def test_exclusive_scan_rejects_bad_arguments(queue):
     x = to_device(queue, np.arange(8, dtype=np.int64))
     short = poisoned(queue, 7, np.int64)
     assert_rejected(queue, lambda: kernels.exclusive_scan(queue, x, short), short,
-                    "out has shape (7,) but x has shape (8,)")
+                    "argument 'out' has shape (7,) but 'x' has shape (8,)")
     other = poisoned(queue, 8, np.int32)
     assert_rejected(queue, lambda: kernels.exclusive_scan(queue, x, other), other,
-                    "out has dtype int32 but x has dtype int64")
+                    "argument 'out' has dtype int32 but 'x' has dtype int64")
     half = to_device(queue, np.arange(8, dtype=np.float16))
     out = poisoned(queue, 8, np.float16)
     assert_rejected(queue, lambda: kernels.exclusive_scan(queue, half, out), out,
-                    "x has dtype float16, which is not supported")
+                    "argument 'x' has dtype float16, which is not supported")
     square = poisoned(queue, (2, 4), np.int64)
     assert_rejected(queue, lambda: kernels.exclusive_scan(queue, x, square), square,
-                    "out must be 1-D but has shape (2, 4)")
+                    "argument 'out' must be 1-D but has shape (2, 4)")
 
 
 # --- compaction ---------------------------------------------------------------
@@ -346,17 +348,17 @@ def test_compaction_rejects_bad_arguments(queue):
     mask = to_device(queue, np.ones(6, bool))
     out = poisoned(queue, 6, np.int32)
     assert_rejected(queue, lambda: kernels.select_indices(queue, mask, poisoned(queue, 5, np.int32)),
-                    out, "out_indices has shape (5,) but mask has shape (6,)")
+                    out, "argument 'out_indices' has shape (5,) but 'mask' has shape (6,)")
     assert_rejected(queue, lambda: kernels.select_indices(
-        queue, to_device(queue, np.ones(6)), out), out, "mask has dtype float64")
+        queue, to_device(queue, np.ones(6)), out), out, "argument 'mask' has dtype float64")
     floats = poisoned(queue, 6, np.float32)
     assert_rejected(queue, lambda: kernels.select_indices(queue, mask, floats), floats,
-                    "out_indices has dtype float32")
+                    "argument 'out_indices' has dtype float32")
     x = to_device(queue, np.ones(6))
     assert_rejected(queue, lambda: kernels.compact_where(queue, lambda v: v > 0, x, out), out,
-                    "fn must be a @pt.device_function")
+                    "argument 'fn' must be a @pt.device_function")
     assert_rejected(queue, lambda: kernels.compact_where(queue, larger, x, out),
-                    out, "fn must be a @pt.device_function taking one value")
+                    out, "argument 'fn' must be a @pt.device_function taking one value")
 
 
 # --- arguments common to every operation -------------------------------------
@@ -366,22 +368,22 @@ def test_rejects_bad_common_arguments(queue):
     x = to_device(queue, np.arange(5, dtype=np.float32))
     out = poisoned(queue, 5, np.float32)
     assert_rejected(queue, lambda: kernels.axpy(queue, 1.0, x, to_device(queue, np.ones(5)), out),
-                    out, "axpy: y has dtype float64 but x has dtype float32")
+                    out, "axpy: argument 'y' has dtype float64 but 'x' has dtype float32")
     assert_rejected(queue, lambda: kernels.axpy(
         queue, 1.0, x, to_device(queue, np.ones(4, np.float32)), out), out,
-        "y has shape (4,) but x has shape (5,)")
+        "argument 'y' has shape (4,) but 'x' has shape (5,)")
     ints = to_device(queue, np.arange(5, dtype=np.int32))
     int_out = poisoned(queue, 5, np.int32)
     assert_rejected(queue, lambda: kernels.axpy(queue, 0.5, ints, ints, int_out), int_out,
-                    "a=0.5 is not an integer")
+                    "argument 'a' = 0.5 is not an integer")
     host_list = [0.0, 1.0, 2.0, 3.0, 4.0]
     assert_rejected(queue, lambda: kernels.elementwise_map(queue, affine, host_list, out), out,
-                    "x is a list that does not live on")
+                    "argument 'x' must be a 1-D array on", "the list")
     assert_rejected(queue, lambda: kernels.axpy("cpu", 1.0, x, x, out), out,
-                    "queue must be a pt.Queue")
+                    "argument 'queue' must be a pt.Queue", error=pt.ArgumentError)
     if queue.backend.is_gpu:
         assert_rejected(queue, lambda: kernels.axpy(queue, 1.0, np.ones(5, np.float32), x, out),
-                        out, "x is a ndarray that does not live on cuda")
+                        out, "argument 'x' lives in host memory, but the queue runs on cuda")
 
 
 @every_backend
