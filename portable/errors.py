@@ -31,3 +31,9 @@ class ArgumentError(PortableError, TypeError, ValueError):
     a float or a negative number where a count is): the message names the function,
     the argument, what it got and the fix. It is a ``TypeError`` and a ``ValueError``
     too, so code catching either keeps working."""
+
+
+class LaunchArgumentError(LaunchError, ArgumentError):
+    """A launch given something of the wrong kind (not a kernel, not a work division,
+    an argument no kernel can take): both a :class:`LaunchError` and an
+    :class:`ArgumentError`, so code catching either sees it."""

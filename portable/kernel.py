@@ -32,12 +32,19 @@ What ``acc`` offers inside a kernel (``d``-tuples for an n-D work division):
 from __future__ import annotations
 
 import functools
+import linecache
+import os
+import re
+import types
 from typing import Any, Callable
 
-from .errors import KernelError, LaunchError
+import numpy as np
+
+from .checks import describe, expect_queue
+from .collection import MultiCollection, PortableCollection, View
+from .errors import KernelError, LaunchArgumentError, LaunchError
 from .queue import Queue
-from .collection import View
-from .transform import ParsedFunction, ViewParam, parse_function
+from .transform import ParsedFunction, ViewParam, atomic_dtype_problem, parse_function
 from .workdiv import WorkDiv
 
 
@@ -106,8 +113,30 @@ class Kernel:
 
     def __getitem__(self, config: tuple[Queue, WorkDiv]) -> Callable[..., None]:
         """``kernel[queue, workdiv](*args)`` is ``launch(queue, workdiv, kernel, *args)``."""
+        where = f"{self.__name__}[queue, workdiv]"
+        if not (isinstance(config, tuple) and len(config) == 2):
+            raise LaunchArgumentError(
+                f"{where} takes a queue and a work division, got {describe(config)}; write "
+                f"{self.__name__}[queue, pt.make_workdiv(queue.device, n)](...)")
         queue, workdiv = config
+        expect_queue(queue, "queue", where)
+        _expect_workdiv(workdiv, where)
         return functools.partial(launch, queue, workdiv, self)
+
+    def argument(self, name: str) -> str:
+        """How errors name the kernel's parameter ``name``: by name and position.
+
+        Example::
+
+            >>> import portable as pt
+            >>> @pt.kernel
+            ... def fill(acc, out, value):
+            ...     out[0] = value
+            >>> fill.argument("value")
+            "argument 'value' (number 2 after acc) of kernel fill"
+        """
+        position = self.params.index(name) + 1 if name in self.params else "?"
+        return f"argument {name!r} (number {position} after acc) of kernel {self.__name__}"
 
     def __call__(self, *args: Any) -> None:
         raise KernelError(f"kernel {self.__name__} is launched on a queue: "
@@ -168,15 +197,21 @@ def launch(queue: Queue, workdiv: WorkDiv, kernel: Kernel, *args: Any) -> None:
         >>> out.tolist()
         [0, 1, 2, 3, 4]
     """
+    expect_queue(queue, "queue", "pt.launch")
     if not isinstance(kernel, Kernel):
-        raise LaunchError(f"launch expects a @pt.kernel, got {type(kernel).__name__}")
-    if not isinstance(workdiv, WorkDiv):
-        raise LaunchError(f"launch expects a pt.WorkDiv, got {type(workdiv).__name__}; "
-                          f"use pt.make_workdiv(queue.device, n)")
+        fix = ("a device function runs inside kernels; launch a @pt.kernel that calls it"
+               if isinstance(kernel, DeviceFunction) else "decorate the function with @pt.kernel")
+        raise LaunchArgumentError(f"pt.launch expects a @pt.kernel as argument 'kernel', got "
+                                  f"{describe(kernel)}; {fix}")
+    _expect_workdiv(workdiv, "pt.launch")
     if len(args) != len(kernel.params):
         raise LaunchError(
             f"kernel {kernel.__name__} takes {len(kernel.params)} argument(s) after acc "
             f"({', '.join(kernel.params)}) but {len(args)} were given")
+    for name, value in zip(kernel.params, args):
+        problem = argument_problem(value)
+        if problem is not None:
+            raise LaunchArgumentError(f"{kernel.argument(name)} {problem}")
     device = queue.device
     if (id(device), workdiv) not in _validated:
         workdiv.validate(device)
@@ -198,8 +233,132 @@ def launch(queue: Queue, workdiv: WorkDiv, kernel: Kernel, *args: Any) -> None:
             prepared.append(value)  # the backend passes what its kernel takes of it
         else:
             prepared.append(backend.prepare_arg(kernel, name, value))
+    _check_uses(kernel, prepared)
     backend.launch(queue, workdiv, kernel, prepared, tuple(views))
     queue._done()
+
+
+def _expect_workdiv(workdiv: Any, where: str) -> None:
+    if not isinstance(workdiv, WorkDiv):
+        raise LaunchArgumentError(f"{where} expects a pt.WorkDiv as argument 'workdiv', got "
+                                  f"{describe(workdiv)}; use pt.make_workdiv(queue.device, n)")
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def argument_problem(value: Any) -> str | None:
+    """What makes ``value`` something no kernel can take (the rest of a sentence that
+    starts with the argument's name, ending in the fix), or ``None`` if it may be
+    passed. The same on every backend; where the value lives is the backend's check.
+
+    Example::
+
+        >>> argument_problem(np.zeros(3)) is None
+        True
+        >>> argument_problem(None)
+        'is None; pass an array or a number'
+    """
+    if value is None:
+        return "is None; pass an array or a number"
+    if isinstance(value, (str, bytes)):
+        return f"is {describe(value)}; kernels take arrays and numbers (device code has no strings)"
+    if isinstance(value, DeviceFunction):
+        return (f"is the device function {value.__name__}; device functions are not passed "
+                f"to kernels but called inside them, found by their global name: call "
+                f"{value.__name__}(...) in the kernel")
+    if isinstance(value, Kernel):
+        return (f"is the kernel {value.__name__}; kernels cannot be passed to kernels: launch "
+                f"it from the host, and share code through a @pt.device_function")
+    if isinstance(value, PortableCollection):
+        return ("is a PortableCollection; pass collection.view() (read-write) or "
+                "collection.const_view() (read-only)")
+    if isinstance(value, MultiCollection):
+        return "is a MultiCollection; pass the view of one of its collections: multi[i].view()"
+    if isinstance(value, (list, dict, set, frozenset)):
+        return (f"is a {type(value).__name__}; kernels take arrays: pass np.asarray(...) of "
+                f"the values (copied to a device buffer first for a GPU queue)")
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+                          types.ModuleType, np.ufunc)) or (
+            isinstance(value, type) and not issubclass(value, np.generic)):
+        return (f"is {describe(value)}; kernels take arrays and numbers: call a "
+                f"@pt.device_function by its global name inside the kernel instead")
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+        return (f"is the int {value}, beyond the int64 range kernels take; pass "
+                f"np.uint64({value}) for an unsigned 64-bit value, or a float")
+    if isinstance(value, tuple):
+        for k, item in enumerate(value):
+            problem = argument_problem(item)
+            if problem is not None:
+                return f"holds at [{k}] a value that {problem}"
+        return None
+    dtype = getattr(value, "dtype", None)
+    return _dtype_problem(dtype) if isinstance(dtype, np.dtype) else None
+
+
+def _dtype_problem(dtype: np.dtype) -> str | None:
+    if dtype.fields is not None or dtype.kind == "V":
+        return (f"has the structured dtype {dtype}; pass each field as its own array "
+                f"(x['field']), or keep the records in a pt.PortableCollection")
+    if dtype.kind == "O":
+        return ("has dtype object; kernels take numeric arrays: convert it with "
+                "x.astype(np.float64) (or the numeric type the data holds)")
+    if dtype.kind in "US":
+        return f"holds strings ({dtype}); kernels take numeric arrays"
+    if dtype.kind in "mM":
+        return f"holds {dtype} dates or times; pass x.view(np.int64)"
+    if not dtype.isnative:
+        return (f"has non-native byte order ({dtype.str}); convert it with "
+                f"x.astype(x.dtype.newbyteorder('='))")
+    return None
+
+
+def _check_uses(kernel: Kernel, prepared: list[Any]) -> None:
+    """Refuse, before compiling, read-only arrays the kernel writes and atomics on
+    dtypes that some backend has no atomics for."""
+    parsed = kernel.parsed
+    for name, line in parsed.written_params.items():
+        value = prepared[kernel.params.index(name)]
+        if isinstance(value, np.ndarray) and not value.flags.writeable:
+            raise LaunchArgumentError(
+                f"{kernel.argument(name)} is a read-only array, but the kernel writes it "
+                f"({parsed.filename}:{line}); pass a writable array (x.copy())")
+    for member, name, line in parsed.atomic_params:
+        dtype = getattr(prepared[kernel.params.index(name)], "dtype", None)
+        problem = atomic_dtype_problem(member, dtype) if isinstance(dtype, np.dtype) else None
+        if problem is not None:
+            raise parsed.site.error(line, f"{problem} (argument {name!r})")
+
+
+_NUMBA_LOCATION = re.compile(r'File "([^"]+)", line (\d+)|\bat (\S+\.py) \((\d+)\)')
+
+
+def compile_error(kernel: Kernel, backend: str, error: Exception) -> KernelError:
+    """Numba's failure to compile ``kernel`` for ``backend`` as a :class:`KernelError`
+    that names the kernel and the line numba points at, and keeps numba's message.
+
+    Example (in a backend)::
+
+        try:
+            compiled = dispatcher.compile(types)
+        except numba.core.errors.NumbaError as err:
+            raise compile_error(kernel, "cuda", err) from None
+    """
+    text = str(error).strip()
+    where = ""
+    for match in _NUMBA_LOCATION.finditer(text):
+        filename, line = match.group(1) or match.group(3), int(match.group(2) or match.group(4))
+        if not filename.startswith("<"):
+            filename = os.path.abspath(filename)  # numba shortens paths below the cwd
+            source = linecache.getline(filename, line).strip()
+            where = f" at {filename}:{line}" + (f" ({source})" if source else "")
+            break
+    hint = ""
+    if "readonly array" in text:
+        hint = (" It writes a read-only array (a member of a const_view(), or a read-only "
+                "argument): pass collection.view() or a writable array.")
+    return KernelError(f"kernel {kernel.__name__} does not compile for {backend}{where}.{hint} "
+                       f"Numba says:\n{text}")
 
 
 def global_resolver(backend: Any, key: Any) -> Callable[[Any], Any]:

@@ -15,10 +15,13 @@ Numba target compiles (generators do not compile for GPUs).
 from __future__ import annotations
 
 import ast
+import builtins
 import copy
 import difflib
+import functools
 import inspect
 import itertools
+import linecache
 import textwrap
 import types
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .checks import describe
 from .errors import KernelError
 from .layout import align_up
 
@@ -88,24 +92,46 @@ class _Placeholder(ast.NodeTransformer):
         return self.exprs.get(node.id, node)
 
 
-class _KernelRewriter(ast.NodeTransformer):
-    """A rewriter of the function ``where`` names, whose errors give the line."""
+@dataclass(frozen=True)
+class Site:
+    """Where a kernel or device function is defined, for errors that point into it."""
 
+    #: ``kernel <name>`` or ``device function <name>``
     where: str
+    filename: str
+
+    def error(self, node: ast.AST | int | None, message: str) -> KernelError:
+        """A :class:`KernelError` naming the function, ``file:line`` of ``node`` (or
+        the line number ``node``) and that line of source.
+
+        Example::
+
+            >>> import ast
+            >>> Site("kernel fill", "<none>").error(ast.Pass(lineno=3), "no pass").args[0]
+            'kernel fill (<none>:3): no pass'
+        """
+        line = node if isinstance(node, int) else getattr(node, "lineno", None)
+        if line is None:
+            return KernelError(f"{self.where} ({self.filename}): {message}")
+        text = f"{self.where} ({self.filename}:{line}): {message}"
+        source = linecache.getline(self.filename, line).strip()
+        return KernelError(f"{text}\n    {line} | {source}" if source else text)
+
+
+class _KernelRewriter(ast.NodeTransformer):
+    """A rewriter of the function at ``site``, whose errors give the line."""
+
+    site: Site
 
     def _err(self, node: ast.AST, message: str) -> KernelError:
-        return _error_at(self.where, node, message)
-
-
-def _error_at(where: str, node: ast.AST, message: str) -> KernelError:
-    return KernelError(f"{where}, line {getattr(node, 'lineno', '?')}: {message}")
+        return self.site.error(node, message)
 
 
 class _AccRewriter(_KernelRewriter):
     """Rewrites every ``acc.<member>`` of one function for one dialect."""
 
-    def __init__(self, acc: str, dialect: Dialect, where: str) -> None:
-        self.acc, self.dialect, self.where = acc, dialect, where
+    def __init__(self, acc: str, dialect: Dialect, site: Site) -> None:
+        self.acc, self.dialect, self.site = acc, dialect, site
         self._ids = itertools.count()
 
     # -- helpers -----------------------------------------------------------
@@ -380,10 +406,22 @@ class ParsedFunction:
     acc: str | None
     params: list[str]
     filename: str
+    #: ``"kernel"`` or ``"device function"``
+    kind: str = "kernel"
+    #: each ``acc.atomic_*`` whose array is a parameter (or an alias of one), as
+    #: ``(member, parameter, line)``: launches check the argument's dtype
+    atomic_params: tuple[tuple[str, str, int], ...] = ()
+    #: the parameters the body stores into (directly or through an alias), with
+    #: the line of the first store: launches refuse read-only arrays for them
+    written_params: dict[str, int] = field(default_factory=dict)
 
     @property
     def where(self) -> str:
-        return f"{self.func.__qualname__} ({self.filename})"
+        return f"{self.kind} {self.func.__qualname__}"
+
+    @property
+    def site(self) -> Site:
+        return Site(self.where, self.filename)
 
 
 def parse_function(func: Callable[..., Any], *, needs_acc: bool) -> ParsedFunction:
@@ -392,19 +430,37 @@ def parse_function(func: Callable[..., Any], *, needs_acc: bool) -> ParsedFuncti
     A kernel's first parameter must be the accelerator: named ``acc`` or
     annotated with :class:`portable.Acc`. A device function takes ``acc``
     first if it uses accelerator members, and nothing special otherwise.
+    Python that no GPU compiles (``with``, ``try``, ``raise``, ``yield``,
+    ``lambda``, nested ``def``, ``global``, comprehensions...) and any use of
+    ``acc`` other than ``acc.<member>`` or passing it on is refused here, on
+    every backend.
+
+    Example::
+
+        >>> import portable as pt
+        >>> @pt.kernel  # doctest: +ELLIPSIS
+        ... def bad(acc, out):
+        ...     with open("log"):
+        ...         out[0] = 1
+        Traceback (most recent call last):
+        ...
+        portable.errors.KernelError: kernel bad (...): a with block is not supported ...
     """
-    if not isinstance(func, types.FunctionType):
-        raise KernelError(f"{func!r} is not a Python function; decorate a def")
+    kind = "kernel" if needs_acc else "device function"
+    if not isinstance(func, types.FunctionType) or func.__name__ == "<lambda>":
+        raise KernelError(f"a {kind} must be a function defined with def, got "
+                          f"{describe(func)}")
     try:
         source = textwrap.dedent(inspect.getsource(func))
         filename = inspect.getsourcefile(func) or "<unknown>"
     except (OSError, TypeError) as err:
         raise KernelError(f"the source of {func.__qualname__} is not available ({err}); "
                           f"define kernels in a file, not in an interactive prompt") from None
-    tree = ast.parse(source)
-    fdef = tree.body[0]
+    fdef = ast.parse(source).body[0]
     if not isinstance(fdef, ast.FunctionDef):
-        raise KernelError(f"{func.__qualname__} must be defined with def")
+        raise KernelError(f"{kind} {func.__qualname__} must be defined with a plain def "
+                          f"(not async def, a lambda or a callable object)")
+    tree = ast.Module(body=[fdef], type_ignores=[])
     fdef.decorator_list = []
     ast.increment_lineno(tree, func.__code__.co_firstlineno - 1)
     a = fdef.args
@@ -415,27 +471,173 @@ def parse_function(func: Callable[..., Any], *, needs_acc: bool) -> ParsedFuncti
     params = [p.arg for p in a.args]
     first = a.args[0] if a.args else None
     is_acc = first is not None and (first.arg == "acc" or _annotated_acc(first, func))
-    kind = "kernel" if needs_acc else "device function"
     if needs_acc and not is_acc:
         got = f"is {first.arg!r}" if first is not None else "is missing"
         raise KernelError(
             f"{kind} {func.__qualname__}: the first parameter must be the accelerator "
             f"but {got}; write def {func.__name__}(acc, ...): (or annotate it as pt.Acc)")
-    parsed = ParsedFunction(func, tree, first.arg if is_acc else None, params, filename)
+    parsed = ParsedFunction(func, tree, first.arg if is_acc else None, params, filename, kind)
+    _check_statements(parsed, fdef)
     if parsed.acc is not None:
         _check_members(parsed)
+        _check_acc_uses(parsed, fdef)
+    parsed.atomic_params, parsed.written_params = _writes(fdef, parsed.acc, params)
     return parsed
 
 
+_NOT_A_COROUTINE = "kernels and device functions are not coroutines; drop async/await"
+_DEFINE_OUTSIDE = ("device code cannot create Python functions; write a @pt.device_function "
+                   "at module level and call it")
+_NO_FLAGS = ("GPUs do not raise or check exceptions (CUDA drops them silently); test the "
+             "condition with an if and write an error flag into an output array, then "
+             "check it on the host")
+_NO_CONTAINERS = ("device code cannot build Python containers; loop and write into an "
+                  "array (acc.shared_array for scratch space), or use a tuple")
+_OUTSIDE_STATE = ("a kernel cannot assign variables outside itself; write results into an "
+                  "output array")
+#: Python that no backend's device compiler takes, and what to write instead
+_REFUSED_SYNTAX: tuple[tuple[type, str, str], ...] = (
+    (ast.With, "a with block", "context managers are Python objects that device code "
+                               "cannot use; enter the context on the host, around pt.launch"),
+    (ast.AsyncWith, "async with", _NOT_A_COROUTINE),
+    (ast.Try, "try/except", _NO_FLAGS),
+    *(((ast.TryStar, "try/except*", _NO_FLAGS),) if hasattr(ast, "TryStar") else ()),
+    (ast.Raise, "raise", _NO_FLAGS),
+    (ast.Assert, "assert", _NO_FLAGS),
+    (ast.Yield, "yield", "a kernel cannot be a generator; write results into an array"),
+    (ast.YieldFrom, "yield from", "a kernel cannot be a generator; write results into an "
+                                  "array"),
+    (ast.Await, "await", _NOT_A_COROUTINE),
+    (ast.AsyncFor, "async for", _NOT_A_COROUTINE),
+    (ast.Lambda, "lambda", _DEFINE_OUTSIDE),
+    (ast.FunctionDef, "a nested def", _DEFINE_OUTSIDE),
+    (ast.AsyncFunctionDef, "a nested async def", _DEFINE_OUTSIDE),
+    (ast.ClassDef, "a class definition", "define classes outside kernels; kernels take "
+                                         "arrays and numbers"),
+    (ast.Global, "global", _OUTSIDE_STATE),
+    (ast.Nonlocal, "nonlocal", _OUTSIDE_STATE),
+    (ast.Import, "import", "import at module level; kernels may use math and numpy"),
+    (ast.ImportFrom, "import", "import at module level; kernels may use math and numpy"),
+    (ast.ListComp, "a list comprehension", _NO_CONTAINERS),
+    (ast.SetComp, "a set comprehension", _NO_CONTAINERS),
+    (ast.DictComp, "a dict comprehension", _NO_CONTAINERS),
+    (ast.GeneratorExp, "a generator expression", _NO_CONTAINERS),
+    (ast.Dict, "a dict", _NO_CONTAINERS),
+    (ast.Set, "a set", _NO_CONTAINERS),
+    (ast.JoinedStr, "an f-string", "device code has no strings; print(a, b) prints values"),
+)
+
+
+def _check_statements(parsed: ParsedFunction, fdef: ast.FunctionDef) -> None:
+    """Refuse the Python that no backend's device compiler takes, at decoration."""
+    for stmt in fdef.body:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.List) and isinstance(node.ctx, ast.Load):
+                raise parsed.site.error(node, f"a list is not supported in a {parsed.kind}: "
+                                              f"{_NO_CONTAINERS}")
+            for kind, what, fix in _REFUSED_SYNTAX:
+                if isinstance(node, kind):
+                    raise parsed.site.error(node, f"{what} is not supported in a "
+                                                  f"{parsed.kind}: {fix}")
+
+
 def _check_members(parsed: ParsedFunction) -> None:
-    """Reject unknown ``acc`` members when the function is decorated, not at launch."""
+    """Reject unknown ``acc`` members, and atomics and shared arrays with the wrong
+    number of arguments, when the function is decorated, not at launch."""
     for node in ast.walk(parsed.tree):
         if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
                 and node.value.id == parsed.acc and node.attr not in ALL_MEMBERS):
             close = difflib.get_close_matches(node.attr, ALL_MEMBERS, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise _error_at(parsed.where, node,
-                            f"the accelerator has no member {node.attr!r}{hint}")
+            raise parsed.site.error(node, f"the accelerator has no member {node.attr!r}{hint}")
+        if isinstance(node, ast.Call):
+            member = _acc_member(node.func, parsed.acc)
+            expected = _CALL_SIGNATURES.get(member or "")
+            if expected is not None and (len(node.args) != expected.count(",") + 1
+                                         or node.keywords):
+                raise parsed.site.error(node, f"acc.{member} takes ({expected}), positional; "
+                                              f"{len(node.args) + len(node.keywords)} "
+                                              f"argument(s) given")
+
+
+#: the parameters of the call members that take a fixed number of them
+_CALL_SIGNATURES = {"shared_array": "shape, dtype",
+                    **{f"atomic_{op}": "array, index, value"
+                       for op in ("add", "sub", "min", "max", "exch")},
+                    "atomic_cas": "array, index, expected, value"}
+
+
+def _acc_member(node: ast.AST, acc: str | None) -> str | None:
+    """``m`` when ``node`` is ``acc.m``, else ``None``."""
+    if (acc is not None and isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name) and node.value.id == acc):
+        return node.attr
+    return None
+
+
+def _is_name(node: ast.AST, name: str | None) -> bool:
+    return name is not None and isinstance(node, ast.Name) and node.id == name
+
+
+def _check_acc_uses(parsed: ParsedFunction, fdef: ast.FunctionDef) -> None:
+    """``acc`` may only be read as ``acc.<member>`` or passed in a call (which
+    :func:`build_function` checks goes to a device function taking it)."""
+    acc = parsed.acc
+    parents = {child: node for node in ast.walk(fdef) for child in ast.iter_child_nodes(node)}
+    for node in ast.walk(fdef):
+        if not _is_name(node, acc):
+            continue
+        parent = parents.get(node)
+        if not isinstance(node.ctx, ast.Load):
+            raise parsed.site.error(node, f"{acc} is the accelerator and cannot be assigned "
+                                          f"or deleted; use another name")
+        if isinstance(parent, ast.Attribute) or (
+                isinstance(parent, ast.Call) and any(a is node for a in parent.args)):
+            continue
+        raise parsed.site.error(node, f"{acc} can only be used as {acc}.<member> or passed "
+                                      f"as the first argument of a @pt.device_function that "
+                                      f"takes acc; write {acc}.<member> where it is needed "
+                                      f"instead of keeping {acc} in a variable")
+
+
+def _base_name(node: ast.AST) -> str | None:
+    """The name an array expression starts from: ``x`` for ``x``, ``x[i]``, ``x[a:b]``."""
+    while isinstance(node, ast.Subscript):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _writes(fdef: ast.FunctionDef, acc: str | None, params: list[str]
+            ) -> tuple[tuple[tuple[str, str, int], ...], dict[str, int]]:
+    """The atomics on parameters and the parameters stored into (see
+    :class:`ParsedFunction`), following plain aliases such as ``y = x`` or
+    ``row = x[i]``."""
+    aliases = {p: {p} for p in params if p != acc}
+    pairs = [(t.id, node.value) for node in ast.walk(fdef) if isinstance(node, ast.Assign)
+             for t in node.targets if isinstance(t, ast.Name)]
+    changed = True
+    while changed:
+        changed = False
+        for name, value in pairs:
+            source = aliases.get(_base_name(value) or "")
+            if source and not source <= aliases.setdefault(name, set()):
+                aliases[name] |= source
+                changed = True
+    atomics: list[tuple[str, str, int]] = []
+    written: dict[str, int] = {}
+    for node in ast.walk(fdef):
+        targets: list[ast.AST] = []
+        member = _acc_member(node.func, acc) if isinstance(node, ast.Call) else None
+        if member in ATOMIC_DTYPES and node.args:
+            targets = [node.args[0]]
+            atomics += [(member, p, node.lineno)
+                        for p in sorted(aliases.get(_base_name(node.args[0]) or "", ()))]
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
+            targets = [node]
+        for target in targets:
+            for p in aliases.get(_base_name(target) or "", ()):
+                written.setdefault(p, node.lineno)
+    return tuple(atomics), written
 
 
 def _annotated_acc(arg: ast.arg, func: Callable[..., Any]) -> bool:
@@ -444,12 +646,220 @@ def _annotated_acc(arg: ast.arg, func: Callable[..., Any]) -> bool:
     return hint is Acc or hint in ("Acc", "pt.Acc", "portable.Acc")
 
 
+# -- atomics ------------------------------------------------------------------------------
+_ATOMIC_INTS = tuple(np.dtype(t) for t in (np.int32, np.int64, np.uint32, np.uint64))
+_ATOMIC_NUMBERS = _ATOMIC_INTS + (np.dtype(np.float32), np.dtype(np.float64))
+#: the array dtypes each atomic takes on every backend (CUDA's exch and cas take
+#: integers only, so no backend offers them on floats)
+ATOMIC_DTYPES: dict[str, tuple[np.dtype, ...]] = {
+    **{f"atomic_{op}": _ATOMIC_NUMBERS for op in ("add", "sub", "min", "max")},
+    "atomic_exch": _ATOMIC_INTS, "atomic_cas": _ATOMIC_INTS}
+
+
+def atomic_dtype_problem(member: str, dtype: Any) -> str | None:
+    """Why ``acc.<member>`` cannot update an array of ``dtype``, or ``None`` if it can.
+    The rule is the same on every backend.
+
+    Example::
+
+        >>> atomic_dtype_problem("atomic_add", np.float32) is None
+        True
+        >>> atomic_dtype_problem("atomic_exch", np.float64)
+        'acc.atomic_exch takes an array of int32, int64, uint32 or uint64 on every backend, not float64'
+    """
+    allowed = ATOMIC_DTYPES[member]
+    dtype = np.dtype(dtype)
+    if dtype in allowed:
+        return None
+    names = [d.name for d in allowed]
+    return (f"acc.{member} takes an array of {', '.join(names[:-1])} or {names[-1]} on every "
+            f"backend, not {dtype}")
+
+
+# -- checks that need the function's globals --------------------------------------------
+#: modules whose functions and classes numba compiles
+_NUMBA_MODULES = frozenset({"numpy", "numba", "numba_cuda", "math", "cmath", "operator",
+                            "builtins"})
+
+
+def _python_only(value: Any) -> str | None:
+    """What ``value`` is, when it is Python that device code cannot call."""
+    if isinstance(value, (types.FunctionType, types.MethodType, functools.partial)):
+        kind = "plain Python function"
+    elif isinstance(value, type) and type(value) is type:
+        kind = "Python class"
+    else:
+        return None
+    module = (getattr(value, "__module__", None) or "").split(".")[0]
+    if module in _NUMBA_MODULES:
+        return None
+    from numba.core.typing.templates import builtin_registry  # @overload targets
+    if any(known is value for known, _ in builtin_registry.globals):
+        return None
+    return kind
+
+
+def _namespace(func: types.FunctionType) -> dict[str, Any]:
+    """The built-ins, globals and closure variables of ``func``, by name."""
+    namespace: dict[str, Any] = {**vars(builtins), **func.__globals__}
+    for name, cell in zip(func.__code__.co_freevars, func.__closure__ or ()):
+        try:
+            namespace[name] = cell.cell_contents
+        except ValueError:  # a closure variable not assigned yet
+            pass
+    return namespace
+
+
+def _global_value(node: ast.expr, namespace: dict[str, Any], local: set[str]
+                  ) -> tuple[bool, Any]:
+    """``(True, value)`` when ``node`` names a global (or a dotted path through
+    modules) of ``namespace``, else ``(False, None)``."""
+    if isinstance(node, ast.Name):
+        if node.id in local or node.id not in namespace:
+            return False, None
+        return True, namespace[node.id]
+    if isinstance(node, ast.Attribute):
+        ok, base = _global_value(node.value, namespace, local)
+        if ok and isinstance(base, types.ModuleType) and hasattr(base, node.attr):
+            return True, getattr(base, node.attr)
+    return False, None
+
+
+_CONSTANT_NODES = (ast.Constant, ast.Name, ast.Attribute, ast.Tuple, ast.BinOp, ast.UnaryOp,
+                   ast.operator, ast.unaryop, ast.expr_context)
+
+
+def _constant(expr: ast.expr, what: str, site: Site, namespace: dict[str, Any],
+              local: set[str]) -> Any:
+    """The value of ``expr``, which must be known when the function is compiled."""
+    fix = ("use a number, a module-level constant or arithmetic on them (GPUs size "
+           "shared memory when the kernel is compiled)")
+    for sub in ast.walk(expr):
+        if isinstance(sub, ast.Name) and (sub.id in local or sub.id not in namespace):
+            known = "known only when the kernel runs" if sub.id in local else "not defined"
+            raise site.error(expr, f"{what} must be a compile-time constant, but {sub.id!r} "
+                                   f"is {known}; {fix}")
+        if not isinstance(sub, _CONSTANT_NODES):
+            raise site.error(expr, f"{what} must be a compile-time constant, got "
+                                   f"{ast.unparse(expr)!r}; {fix}")
+    code = compile(ast.fix_missing_locations(ast.Expression(copy.deepcopy(expr))),
+                   site.filename, "eval")
+    try:
+        return eval(code, dict(namespace))  # names and arithmetic only, checked above
+    except Exception as err:
+        raise site.error(expr, f"{what} ({ast.unparse(expr)}) cannot be computed: "
+                               f"{err}") from None
+
+
+def _check_shared_array(node: ast.Call, site: Site, namespace: dict[str, Any],
+                        local: set[str]) -> np.dtype:
+    """Check ``acc.shared_array(shape, dtype)``, make its shape a literal, and
+    return its dtype."""
+    shape = _constant(node.args[0], "the shape of acc.shared_array", site, namespace, local)
+    dims = shape if isinstance(shape, tuple) else (shape,)
+    if not dims or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+                           and d > 0 for d in dims):
+        raise site.error(node, f"the shape of acc.shared_array must be a positive integer "
+                               f"or a tuple of them, got {shape!r}")
+    literal = tuple(int(d) for d in dims) if isinstance(shape, tuple) else int(shape)
+    node.args[0] = ast.copy_location(ast.Constant(literal), node.args[0])
+    kind = _constant(node.args[1], "the dtype of acc.shared_array", site, namespace, local)
+    try:
+        dtype = np.dtype(kind)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind not in "biufc":
+        raise site.error(node, f"the dtype of acc.shared_array must be a numeric type such "
+                               f"as np.float64, got {kind!r}")
+    return dtype
+
+
+def _check_device_call(node: ast.Call, callee: Any, site: Site, acc: str | None) -> None:
+    """A call of the device function ``callee``: ``acc`` passed first exactly
+    when it takes ``acc``, and the right number of arguments."""
+    name, parsed = callee.__name__, callee.parsed
+    passes = [k for k, arg in enumerate(node.args) if _is_name(arg, acc)]
+    if parsed.acc is not None:
+        if acc is None:
+            raise site.error(node, f"device function {name} takes acc, so only kernels and "
+                                   f"device functions that take acc can call it; add acc as "
+                                   f"the first parameter here and call {name}(acc, ...)")
+        if passes != [0]:
+            raise site.error(node, f"device function {name} takes acc first: call it as "
+                                   f"{name}({acc}, ...)")
+    elif passes:
+        raise site.error(node, f"device function {name} does not take acc; drop {acc} from "
+                               f"the call (or declare def {name}(acc, ...))")
+    given = len(node.args) + len(node.keywords)
+    starred = any(isinstance(a, ast.Starred) for a in node.args)
+    if not starred and given != len(parsed.params):
+        raise site.error(node, f"device function {name} takes {len(parsed.params)} "
+                               f"argument(s) ({', '.join(parsed.params)}), {given} given")
+
+
+def _check_calls(parsed: ParsedFunction, fdef: ast.FunctionDef,
+                 namespace: dict[str, Any], local: set[str]) -> None:
+    """Check every call of ``fdef`` (still written with ``acc.<member>``) against
+    the globals it names: kernels are not callable from device code, device
+    functions get ``acc`` exactly when they take it, plain Python functions and
+    classes are refused, shared arrays have constant shapes (made literal here)
+    and atomics on them a dtype every backend takes."""
+    from .kernel import DeviceFunction, Kernel
+    site, acc = parsed.site, parsed.acc
+    shared: dict[str, np.dtype] = {}
+    for node in ast.walk(fdef):  # shared arrays first: atomics below look them up
+        if isinstance(node, ast.Call) and _acc_member(node.func, acc) == "shared_array":
+            dtype = _check_shared_array(node, site, namespace, local)
+            for assign in ast.walk(fdef):
+                if isinstance(assign, ast.Assign) and assign.value is node:
+                    shared.update((t.id, dtype) for t in assign.targets
+                                  if isinstance(t, ast.Name))
+    for node in ast.walk(fdef):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+            ok, module = _global_value(node.value, namespace, local)
+            if ok and isinstance(module, types.ModuleType) and not hasattr(module, node.attr):
+                close = difflib.get_close_matches(node.attr, dir(module), n=3)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise site.error(node, f"module {module.__name__} has no attribute "
+                                       f"{node.attr!r}{hint}")
+        if not isinstance(node, ast.Call):
+            continue
+        member = _acc_member(node.func, acc)
+        if member in ATOMIC_DTYPES and _base_name(node.args[0]) in shared:
+            problem = atomic_dtype_problem(member, shared[_base_name(node.args[0])])
+            if problem:
+                raise site.error(node, problem)
+        if member is not None:
+            continue
+        ok, callee = _global_value(node.func, namespace, local)
+        called = ast.unparse(node.func)
+        if ok and isinstance(callee, Kernel):
+            raise site.error(node, f"kernel {callee.__name__} is called from device code; "
+                                   f"kernels are launched from the host. Make the shared "
+                                   f"part a @pt.device_function")
+        if ok and isinstance(callee, DeviceFunction):
+            _check_device_call(node, callee, site, acc)
+            continue
+        if any(_is_name(arg, acc) for arg in node.args):
+            raise site.error(node, f"{acc} is passed to {called}, which is not a "
+                                   f"@pt.device_function that takes acc; only device "
+                                   f"functions declared def f(acc, ...) receive the "
+                                   f"accelerator")
+        what = _python_only(callee) if ok else None
+        if what is not None:
+            raise site.error(node, f"{called} is a {what} ({callee.__module__}), which "
+                                   f"device code cannot call; decorate it with "
+                                   f"@pt.device_function to call it from kernels on "
+                                   f"every backend")
+
+
 def build_function(parsed: ParsedFunction, dialect: Dialect,
                    resolve: Callable[[Any], Any], *, drop_acc: bool = False,
                    views: tuple[tuple[int, ViewParam], ...] = ()) -> types.FunctionType:
     """The backend version of ``parsed``: its ``acc`` members rewritten for
     ``dialect``, and every global that ``resolve`` maps (device functions)
-    replaced by the backend's compiled object.
+    replaced by the backend's compiled object. Its calls are checked first
+    (see :func:`_check_calls`), the same way for every backend.
 
     With ``drop_acc`` (a kernel on a backend whose indices are built-ins) the
     accelerator is no parameter: ``acc`` becomes a local ``0``, which device
@@ -459,24 +869,21 @@ def build_function(parsed: ParsedFunction, dialect: Dialect,
     """
     tree = copy.deepcopy(parsed.tree)
     fdef = tree.body[0]
+    namespace = _namespace(parsed.func)
+    _check_calls(parsed, fdef, namespace, set(parsed.params) | _assigned(fdef))
     used_by: dict[str, tuple[str, ...]] = {}
     if views:
         first = 1 if parsed.acc is not None else 0
         used_by = expand_views(fdef, {parsed.params[first + i]: spec for i, spec in views},
-                               parsed.where, dialect)
+                               parsed.site, dialect)
     if parsed.acc is not None:
-        rewriter = _AccRewriter(parsed.acc, dialect, parsed.where)
+        rewriter = _AccRewriter(parsed.acc, dialect, parsed.site)
         fdef.body = [s for stmt in fdef.body
                      for s in _as_list(rewriter.visit(stmt))]
         if drop_acc:
             fdef.args.args = fdef.args.args[1:]
             local = ast.parse(f"{parsed.acc} = 0").body[0]
             fdef.body.insert(0, ast.copy_location(local, fdef.body[0]))
-    func = parsed.func
-    namespace: dict[str, Any] = dict(func.__globals__)
-    if func.__closure__:
-        namespace.update(zip(func.__code__.co_freevars,
-                             (c.cell_contents for c in func.__closure__)))
     namespace.update(dialect.globals)
     namespace["__pt_np__"] = np
     injected = _GlobalResolver(namespace, set(parsed.params) | _assigned(fdef), resolve)
@@ -510,19 +917,8 @@ class _GlobalResolver(ast.NodeTransformer):
         self.namespace, self.local, self.resolve = namespace, local, resolve
         self.replacements: dict[str, Any] = {}
 
-    def _value(self, node: ast.expr) -> tuple[bool, Any]:
-        if isinstance(node, ast.Name):
-            if node.id in self.local or node.id not in self.namespace:
-                return False, None
-            return True, self.namespace[node.id]
-        if isinstance(node, ast.Attribute):
-            ok, base = self._value(node.value)
-            if ok and isinstance(base, types.ModuleType) and hasattr(base, node.attr):
-                return True, getattr(base, node.attr)
-        return False, None
-
     def _replace(self, node: ast.expr) -> ast.expr | None:
-        ok, value = self._value(node)
+        ok, value = _global_value(node, self.namespace, self.local)
         if not ok:
             return None
         new = self.resolve(value)
@@ -560,10 +956,12 @@ class _ViewRewriter(_KernelRewriter):
     that the view's prologue builds (a scalar member ``v.s`` becomes ``v_s[0]``),
     ``v.size`` and ``v.capacity`` into the parameters that carry them."""
 
-    def __init__(self, name: str, prefix: str, spec: ViewParam, where: str) -> None:
-        self.name, self.prefix, self.spec, self.where = name, prefix, spec, where
+    def __init__(self, name: str, prefix: str, spec: ViewParam, site: Site) -> None:
+        self.name, self.prefix, self.spec, self.site = name, prefix, spec, site
         self.members = {m.name: m for m in spec.layout.members()}
         self.used: set[str] = set()
+        #: for a read-only view: local names holding (part of) a member, and which
+        self.aliases: dict[str, str] = {}
 
     def _is_view(self, node: ast.AST) -> bool:
         return isinstance(node, ast.Name) and node.id == self.name
@@ -575,29 +973,63 @@ class _ViewRewriter(_KernelRewriter):
                                   f"the whole view, to device functions")
         return node
 
-    def _check_write(self, target: ast.AST) -> None:
+    def _check_write(self, target: ast.AST, whole: bool = False) -> None:
+        """Refuse a store into ``target`` when it is (part of) a member of a
+        read-only view; a bare name is rebound, not written, unless ``whole``
+        (the array of an atomic)."""
         if not self.spec.readonly:
             return
         if isinstance(target, (ast.Tuple, ast.List)):
             for element in target.elts:
                 self._check_write(element)
             return
-        inner = target.value if isinstance(target, ast.Subscript) else target
-        if isinstance(inner, ast.Attribute) and self._is_view(inner.value):
-            raise self._err(target, f"{self.name}.{inner.attr} is written, but {self.name} is "
-                                    f"a read-only view; pass collection.view() instead of "
-                                    f"const_view() to write")
+        member = self._member_of(target)
+        if member is None or (isinstance(target, ast.Name) and not whole):
+            return
+        base = _base_name(target)
+        through = f" through {base!r}, which holds it" if base is not None else ""
+        raise self._err(target, f"{member} is written{through}, but {self.name} is a "
+                                f"read-only view; pass collection.view() instead of "
+                                f"const_view() to write")
+
+    def _member_of(self, node: ast.AST) -> str | None:
+        """``v.m`` when ``node`` is (an element or slice of) member ``m`` of the
+        view, or of a local name that holds one."""
+        while isinstance(node, ast.Subscript):
+            node = node.value
+        if isinstance(node, ast.Attribute) and self._is_view(node.value):
+            return f"{self.name}.{node.attr}"
+        if isinstance(node, ast.Name):
+            return self.aliases.get(node.id)
+        return None
 
     def visit_Assign(self, node: ast.Assign) -> Any:
         for target in node.targets:
             self._check_write(target)
+        value = node.value
+        scalar = (isinstance(value, ast.Attribute) and self._is_view(value.value)
+                  and getattr(self.members.get(value.attr), "kind", None) == "scalar")
+        # a name assigned a scalar member holds its value, not the member
+        source = self._member_of(value) if self.spec.readonly and not scalar else None
+        for target in node.targets:
+            if isinstance(target, ast.Name):
+                if source is not None:
+                    self.aliases[target.id] = source
+                else:
+                    self.aliases.pop(target.id, None)
         return self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> Any:
         func = node.func
-        if (isinstance(func, ast.Attribute) and func.attr.startswith("atomic_")
+        if (isinstance(func, ast.Attribute) and func.attr in ATOMIC_DTYPES
                 and node.args):
-            self._check_write(node.args[0])
+            self._check_write(node.args[0], whole=True)
+            first = node.args[0]
+            if isinstance(first, ast.Attribute) and self._is_view(first.value) \
+                    and first.attr in self.members:
+                problem = atomic_dtype_problem(func.attr, self.members[first.attr].dtype)
+                if problem:
+                    raise self._err(node, f"{problem} ({self.name}.{first.attr})")
         return self.generic_visit(node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> Any:
@@ -658,7 +1090,7 @@ def _view_prologue(prefix: str, spec: ViewParam, used: set[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def expand_views(fdef: ast.FunctionDef, views: dict[str, ViewParam], where: str,
+def expand_views(fdef: ast.FunctionDef, views: dict[str, ViewParam], site: Site,
                  dialect: Dialect) -> dict[str, tuple[str, ...]]:
     """Replace each view parameter of ``fdef`` and rewrite its member accesses.
 
@@ -680,15 +1112,15 @@ def expand_views(fdef: ast.FunctionDef, views: dict[str, ViewParam], where: str,
             new_args.append(arg)
             continue
         prefix = f"__pt_v{k}"
-        rewriter = _ViewRewriter(arg.arg, prefix, spec, where)
+        rewriter = _ViewRewriter(arg.arg, prefix, spec, site)
         fdef.body = [rewriter.visit(stmt) for stmt in fdef.body]
         used = tuple(m.name for m in spec.layout.members() if m.name in rewriter.used)
         for name in used:
             dtype = spec.layout.member(name).dtype
             if dtype in dialect.unsupported_dtypes:
-                raise KernelError(f"{where}: member {arg.arg}.{name} is {dtype}, which this "
-                                  f"backend's compiler cannot index; use another dtype or "
-                                  f"another backend")
+                raise site.error(None, f"member {arg.arg}.{name} is {dtype}, which this "
+                                       f"backend's compiler cannot index; use another dtype "
+                                       f"or another backend")
         used_by[arg.arg] = used
         if dialect.view_members_as_params:
             parts = [*used, "size", "capacity"]

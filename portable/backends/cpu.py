@@ -7,6 +7,11 @@ loop (``NUMBA_NUM_THREADS`` sets how many). A kernel becomes a Numba
 tuple ``(block_idx..., grid_blocks..., thread_elements...)``, and a driver
 that loops over the blocks.
 
+Range-checked mode (``PORTABLE_BOUNDSCHECK=1``, for debugging) compiles every
+array access with a range check, and runs the blocks of ``cpu_threads`` one
+after another, as ``cpu_serial`` does, so that an index out of range in any
+block is reported (a Numba worker thread cannot hand the error back).
+
 A non-blocking CPU queue runs its work, in order, on a worker thread; the
 compiled code releases the GIL, so the host goes on meanwhile.
 """
@@ -20,13 +25,14 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numba
 import numpy as np
+from numba.core.errors import NumbaError
 
 from .. import numba_env
 from ..backend import Backend, register
 from ..collection import View
 from ..device import Device, DeviceLimits
 from ..errors import LaunchError, RangeError
-from ..kernel import DeviceFunction, Kernel, global_resolver
+from ..kernel import DeviceFunction, Kernel, compile_error, global_resolver
 from ..transform import Dialect, ViewParam, build_function
 from . import cpu_atomics, cpu_hints
 
@@ -209,9 +215,9 @@ class CpuBackend(Backend):
         view = self.as_array(value)
         if view is None:
             raise LaunchError(
-                f"argument {name!r} of kernel {kernel.__name__} is a {type(value).__name__} "
-                f"that does not live in host memory, but the queue runs on {self.name}; "
-                f"copy it to a host buffer with pt.memcpy first")
+                f"{kernel.argument(name)} is a {type(value).__name__} that does not live in "
+                f"host memory, but the queue runs on {self.name}; copy it to a host buffer "
+                f"with pt.memcpy first")
         return view
 
     def strided_view(self, buffer: Any, offset: int, shape: tuple[int, ...],
@@ -231,7 +237,8 @@ class CpuBackend(Backend):
             py = build_function(kernel.parsed, cpu_dialect(ndim),
                                 global_resolver(self, (ndim, checked)), views=views)
             body = numba.njit(py, error_model="numpy", nogil=True, boundscheck=checked)
-            found = kernel.compiled[key] = _make_driver(body, ndim, nargs, self.parallel)
+            parallel = self.parallel and not checked  # see the module's docstring
+            found = kernel.compiled[key] = _make_driver(body, ndim, nargs, parallel)
         return found
 
     def launch(self, queue: Queue, workdiv: WorkDiv, kernel: Kernel,
@@ -244,20 +251,20 @@ class CpuBackend(Backend):
 
         def run() -> None:
             try:
-                if self.parallel:
+                if self.parallel and not checked:
                     with _PARALLEL_LOCK:
                         driver(blocks, elements, *args)
                 else:
                     driver(blocks, elements, *args)
-            except (IndexError, SystemError) as err:
-                # the parallel driver hands a kernel's IndexError on as the cause
-                # of a SystemError
-                cause = err if isinstance(err, IndexError) else err.__cause__
-                if not (checked and isinstance(cause, IndexError)):
+            except NumbaError as err:
+                raise compile_error(kernel, self.name, err) from None
+            except IndexError as err:
+                if not checked:
                     raise
                 raise RangeError(f"kernel {kernel.__name__}: an element index is out of "
-                                 f"range ({cause}); {BOUNDSCHECK_VAR}=1 checks every array "
-                                 f"access on the CPU backends") from None
+                                 f"range ({err}); {BOUNDSCHECK_VAR}=1 checks every array "
+                                 f"access on the CPU backends (running the blocks one "
+                                 f"after another)") from None
         queue.native.submit(run)
 
 

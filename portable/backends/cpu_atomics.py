@@ -16,8 +16,9 @@ instructions (LLVM expands ``atomicrmw fadd`` into the same loop), and
 Rules shared by every function:
 
 * ``ary`` is a writable, aligned array of any ndim and layout with dtype
-  int32, int64, uint32, uint64, float32 or float64 (float ``atomic_cas``
-  compares bit patterns, see its docstring). Other dtypes are a TypingError.
+  int32, int64, uint32, uint64, float32 or float64 for add, sub, min and max,
+  and of one of the four integer dtypes for ``atomic_exch`` and
+  ``atomic_cas``, as for ``cuda.atomic``. Other dtypes are a TypingError.
 * ``idx`` is an integer for a 1-D array, else a tuple of one integer per
   dimension. Negative indices are not wrapped around; indices are bounds
   checked only when numba's boundscheck option is on.
@@ -53,6 +54,8 @@ INT_DTYPES = (types.int32, types.int64, types.uint32, types.uint64)
 FLOAT_DTYPES = (types.float32, types.float64)
 SUPPORTED_DTYPES = INT_DTYPES + FLOAT_DTYPES
 _UNSIGNED_DTYPES = (types.uint32, types.uint64)
+#: the operations that, as on CUDA, take integer arrays only
+_INT_ONLY = ("atomic_exch", "atomic_cas")
 
 _ORDERING = "seq_cst"
 
@@ -67,10 +70,11 @@ def _signature(name: str, ary: types.Type, idx: types.Type,
     if not isinstance(ary, types.Array):
         raise TypingError(f"{name}: first argument must be an array, "
                           f"got {ary}")
-    if ary.dtype not in SUPPORTED_DTYPES:
+    supported = INT_DTYPES if name in _INT_ONLY else SUPPORTED_DTYPES
+    if ary.dtype not in supported:
         raise TypingError(
             f"{name}: unsupported array dtype {ary.dtype}; supported dtypes "
-            f"are {', '.join(str(t) for t in SUPPORTED_DTYPES)}")
+            f"are {', '.join(str(t) for t in supported)}")
     if not (ary.mutable and ary.aligned):
         raise TypingError(f"{name}: array must be writable and aligned, "
                           f"got {ary}")
@@ -105,14 +109,10 @@ def _item_pointer(context: BaseContext, builder: ir.IRBuilder,
                                     boundscheck=context.enable_boundscheck)
 
 
-def _int_view(builder: ir.IRBuilder, dtype: types.Number, ptr: ir.Value,
-              *vals: ir.Value) -> tuple[ir.Value, ...]:
-    """``ptr`` and ``vals`` reinterpreted as the same-width integer type."""
-    if dtype in INT_DTYPES:
-        return (ptr, *vals)
-    ity = ir.IntType(dtype.bitwidth)
-    return (builder.bitcast(ptr, ity.as_pointer()),
-            *(builder.bitcast(v, ity) for v in vals))
+def _int_pointer(builder: ir.IRBuilder, dtype: types.Float,
+                 ptr: ir.Value) -> ir.Value:
+    """``ptr`` to a float reinterpreted as a pointer to the same-width integer."""
+    return builder.bitcast(ptr, ir.IntType(dtype.bitwidth).as_pointer())
 
 
 def _float_cas_loop(builder: ir.IRBuilder, dtype: types.Float,
@@ -125,7 +125,7 @@ def _float_cas_loop(builder: ir.IRBuilder, dtype: types.Float,
     swapped in and the loop repeats until no other thread got in between.
     Returns the old value.
     """
-    iptr, = _int_view(builder, dtype, ptr)
+    iptr = _int_pointer(builder, dtype, ptr)
     entry = builder.block
     loop = builder.append_basic_block("atomic_float.loop")
     attempt = builder.append_basic_block("atomic_float.attempt")
@@ -168,8 +168,8 @@ def _rmw_intrinsic(name: str, signed_op: str, unsigned_op: str,
     """Build intrinsic ``name(ary, idx, val)``.
 
     Integers use ``atomicrmw signed_op`` (``unsigned_op`` for unsigned
-    dtypes); floats use ``float_update`` in a CAS loop, or, when it is None,
-    ``atomicrmw signed_op`` on the bit pattern.
+    dtypes); floats use ``float_update`` in a CAS loop (``None`` for the
+    operations that take integers only).
     """
     def typer(typingctx, ary: types.Type, idx: types.Type,
               val: types.Type) -> Signature:
@@ -177,12 +177,10 @@ def _rmw_intrinsic(name: str, signed_op: str, unsigned_op: str,
             dtype = sig.return_type
             ptr = _item_pointer(context, builder, sig, args)
             val = context.cast(builder, args[2], sig.args[2], dtype)
-            if dtype in FLOAT_DTYPES and float_update is not None:
+            if dtype in FLOAT_DTYPES:  # only the ops with a float_update take floats
                 return _float_cas_loop(builder, dtype, ptr, val, float_update)
             op = unsigned_op if dtype in _UNSIGNED_DTYPES else signed_op
-            iptr, ival = _int_view(builder, dtype, ptr, val)
-            old = builder.atomic_rmw(op, iptr, ival, _ORDERING)
-            return builder.bitcast(old, val.type)
+            return builder.atomic_rmw(op, ptr, val, _ORDERING)
 
         return _signature(name, ary, idx, val), codegen
 
@@ -260,8 +258,7 @@ def atomic_cas(typingctx, ary: types.Type, idx: types.Type, old: types.Type,
 
     Atomically: ``found = ary[idx]; if found == old: ary[idx] = val;
     return found``. The swap happened exactly when the result equals ``old``.
-    For float arrays the comparison is on bit patterns, so ``-0.0`` does not
-    match ``0.0`` and a NaN matches a NaN with the same bits. Example::
+    ``ary`` holds integers. Example::
 
         @njit
         def claim(owner, slot, me):      # owner filled with -1
@@ -272,8 +269,7 @@ def atomic_cas(typingctx, ary: types.Type, idx: types.Type, old: types.Type,
         ptr = _item_pointer(context, builder, sig, args)
         expected, new = (context.cast(builder, v, t, dtype)
                          for v, t in zip(args[2:], sig.args[2:]))
-        iptr, iexpected, inew = _int_view(builder, dtype, ptr, expected, new)
-        pair = builder.cmpxchg(iptr, iexpected, inew, _ORDERING)
-        return builder.bitcast(builder.extract_value(pair, 0), expected.type)
+        pair = builder.cmpxchg(ptr, expected, new, _ORDERING)
+        return builder.extract_value(pair, 0)
 
     return _signature("atomic_cas", ary, idx, old, val), codegen

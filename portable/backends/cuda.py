@@ -9,19 +9,25 @@ shape and argument types and launched directly, without the numba
 dispatcher's per-call type resolution.
 
 Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) the same code runs
-through the simulator's launcher, so CI checks CUDA logic without a GPU.
+through the simulator's launcher, so CI checks CUDA logic without a GPU. The
+simulator types nothing, so it is made to refuse what CUDA's compiler refuses:
+the rewriter's checks hold on every backend, atomics check their array's
+dtype, read-only views are read-only arrays, and an error inside a simulated
+kernel becomes a :class:`~portable.errors.KernelError` (an index out of range a
+:class:`~portable.errors.RangeError`) naming the kernel.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
+from numba.core.errors import NumbaError
 
 from ..backend import Backend, register
 from ..device import Device, DeviceLimits
-from ..errors import LaunchError, PortableError
-from ..kernel import DeviceFunction, Kernel, global_resolver
-from ..transform import Dialect, ViewParam, build_function
+from ..errors import KernelError, LaunchError, PortableError, RangeError
+from ..kernel import DeviceFunction, Kernel, compile_error, global_resolver
+from ..transform import ATOMIC_DTYPES, Dialect, ViewParam, atomic_dtype_problem, build_function
 from .cpu import host_bytes
 from .cuda_launch import LaunchCache, Marshaller
 
@@ -51,8 +57,29 @@ def cuda_dialect(key: tuple[int, tuple[int, ...]]) -> Dialect:
         if kind == "thread_elements":
             return str(elements[d])
         return f"__pt_cuda__.{_BUILTINS[kind]}.{_AXES[ndim - 1 - d]}"
-    return Dialect(ndim, index, _CUDA_CALLS, {"__pt_cuda__": cuda},
-                   view_members_as_params=True)
+    calls, names = dict(_CUDA_CALLS), {"__pt_cuda__": cuda}
+    if _simulated():  # the simulator types nothing: its atomics check their dtype
+        calls.update({member: f"__pt_checked_atomic__({member!r}, {_CUDA_CALLS[member]})"
+                      for member in ATOMIC_DTYPES})
+        names["__pt_checked_atomic__"] = _checked_atomic
+    return Dialect(ndim, index, calls, names, view_members_as_params=True)
+
+
+def _simulated() -> bool:
+    import numba
+    return bool(numba.config.ENABLE_CUDASIM)
+
+
+def _checked_atomic(member: str, atomic: Callable[..., Any]) -> Callable[..., Any]:
+    """The simulator's ``atomic`` for ``acc.<member>``, refusing the array dtypes that
+    CUDA's compiler refuses. (The simulator's ``cuda.atomic`` exists only while a
+    kernel runs, so kernels build this at each call.)"""
+    def run(array: Any, *args: Any) -> Any:
+        problem = atomic_dtype_problem(member, array.dtype)
+        if problem is not None:
+            raise KernelError(problem)
+        return atomic(array, *args)
+    return run
 
 
 class CudaEvent:
@@ -118,8 +145,7 @@ class CudaBackend(Backend):
     @property
     def simulated(self) -> bool:
         """Whether kernels run in Numba's CUDA simulator."""
-        import numba
-        return bool(numba.config.ENABLE_CUDASIM)
+        return _simulated()
 
     @property
     def cuda(self) -> Any:
@@ -233,12 +259,16 @@ class CudaBackend(Backend):
             return value
         if hasattr(value, "__cuda_array_interface__"):
             return value  # torch tensors, CuPy arrays: launched without conversion
-        where = "a host NumPy array" if isinstance(value, np.ndarray) else \
-            f"a {type(value).__name__} that is not in GPU memory"
-        raise LaunchError(
-            f"argument {name!r} of kernel {kernel.__name__} is {where}, but the queue "
-            f"runs on cuda; copy it to a device buffer first (pt.alloc_buffer and "
-            f"pt.memcpy)")
+        copy = "copy it to a device buffer first (pt.alloc_buffer and pt.memcpy)"
+        if isinstance(value, np.ndarray):
+            where = "a host NumPy array"
+        elif type(value).__module__.startswith("torch"):
+            where = f"a torch tensor on {getattr(value, 'device', 'the host')}"
+            copy = "move it with tensor.cuda() (or tensor.to('cuda')), or " + copy
+        else:
+            where = f"a {type(value).__name__} that is not in GPU memory"
+        raise LaunchError(f"{kernel.argument(name)} is {where}, but the queue runs on cuda; "
+                          f"{copy}")
 
     def compile_device_function(self, function: DeviceFunction, key: Any) -> Any:
         py = build_function(function.parsed, cuda_dialect(key), global_resolver(self, key))
@@ -270,8 +300,11 @@ class CudaBackend(Backend):
         return DeviceNDArray(shape, strides, dtype, gpu_data=buffer.gpu_data.view(offset))
 
     def readonly(self, array: Any) -> Any:
-        if self.simulated:  # the simulator does not type arrays
-            return array
+        if self.simulated:  # the simulator types nothing: its array refuses writes
+            from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+            host = array._ary.view()
+            host.flags.writeable = False
+            return FakeCUDAArray(host)
         return ReadOnlyDeviceArray(array)
 
     def dlpack_export(self, array: Any) -> Any:
@@ -287,7 +320,10 @@ class CudaBackend(Backend):
         dispatcher, members = self._dispatcher(kernel, key, views)
         grid, block = workdiv.blocks[::-1], workdiv.threads[::-1]
         if self.simulated:
-            dispatcher[grid, block, queue.native](*_expand_views(args, members))
+            try:
+                dispatcher[grid, block, queue.native](*self._expand_views(args, members))
+            except Exception as err:
+                raise _simulator_error(kernel, err) from None
             return
         if self._marshaller is None:
             self._marshaller, self._launch_cache = Marshaller(), LaunchCache()
@@ -295,12 +331,19 @@ class CudaBackend(Backend):
         index = queue.device.index
         if marshalled is None:  # an argument kind only numba knows
             with self.cuda.gpus[index]:
-                dispatcher[grid, block, queue.native](*_expand_views(args, members))
+                try:
+                    dispatcher[grid, block, queue.native](*self._expand_views(args, members))
+                except NumbaError as err:  # raised while compiling, before it runs
+                    raise compile_error(kernel, self.name, err) from None
             return
-        types, params = marshalled
-        compiled = self._compiled.get((dispatcher, types))
+        arg_types, params = marshalled
+        compiled = self._compiled.get((dispatcher, arg_types))
         if compiled is None:
-            compiled = self._compiled[(dispatcher, types)] = dispatcher.compile(types)
+            try:
+                compiled = dispatcher.compile(arg_types)
+            except NumbaError as err:
+                raise compile_error(kernel, self.name, err) from None
+            self._compiled[(dispatcher, arg_types)] = compiled
         stream = queue.backend_cache.get("launch_stream")
         if stream is None:
             from numba.cuda.cudadrv.driver import _to_core_stream
@@ -314,18 +357,37 @@ class CudaBackend(Backend):
                              *params)
 
 
-def _expand_views(args: Sequence[Any], members: Sequence[Any]) -> list[Any]:
-    """Arguments with each view replaced by its used members' arrays, its size
-    and its capacity (numba's own launch path and the simulator)."""
-    expanded: list[Any] = []
-    for value, used in zip(args, members):
-        if used is None:
-            expanded.append(value)
-        else:
+    def _expand_views(self, args: Sequence[Any], members: Sequence[Any]) -> list[Any]:
+        """Arguments with each view replaced by its used members' arrays (read-only
+        ones for a read-only view), its size and its capacity (numba's own launch
+        path and the simulator)."""
+        expanded: list[Any] = []
+        for value, used in zip(args, members):
+            if used is None:
+                expanded.append(value)
+                continue
             collection = value.collection
-            expanded += [collection.column(name) for name in used]
+            for name in used:
+                column = collection.column(name)
+                expanded.append(self.readonly(column) if value.readonly else column)
             expanded += [collection.size, collection.capacity]
-    return expanded
+        return expanded
+
+
+def _simulator_error(kernel: Kernel, error: Exception) -> PortableError:
+    """An error raised inside a simulated kernel, as the error it stands for."""
+    message = str(error)
+    if isinstance(error, IndexError) and "out of bounds" in message:
+        return RangeError(f"kernel {kernel.__name__}: an element index is out of range in "
+                          f"the CUDA simulator ({message}); on a GPU this access would read "
+                          f"or write outside the array")
+    if isinstance(error, PortableError):
+        return KernelError(f"kernel {kernel.__name__}: {message}")
+    if "read-only" in message:
+        return KernelError(f"kernel {kernel.__name__} writes a read-only array ({message}): "
+                           f"a member of a const_view(); pass collection.view() to write")
+    return KernelError(f"kernel {kernel.__name__} fails in the CUDA simulator, so it would "
+                       f"not compile or run on a GPU: {type(error).__name__}: {message}")
 
 
 def _device_name(dev: Any) -> str:
