@@ -22,7 +22,8 @@ from .backends import rocm as _rocm  # noqa: F401  (registers rocm)
 from .collection import (CollectionAttributeError, CollectionFileError, CollectionFileMissing,
                          MultiCollection, PortableCollection, View)
 from .device import Device, DeviceLimits, devices, get_device
-from .errors import ArgumentError, BackendError, KernelError, LaunchError, PortableError, RangeError
+from .errors import (ArgumentError, BackendError, KernelError, LaunchArgumentError, LaunchError,
+                     PortableError, RangeError)
 from .event import Event
 from .layout import Layout, LayoutError, column, matrix, scalar, vector
 from .kernel import Acc, DeviceFunction, Kernel, device_function, kernel, launch
@@ -36,7 +37,7 @@ __all__ = [
     "Acc", "ArgumentError", "Backend", "BackendError", "CollectionAttributeError",
     "CollectionFileError", "CollectionFileMissing", "Device", "DeviceFunction", "DeviceLimits",
     "Event",
-    "Kernel", "KernelError", "LaunchError", "MultiCollection", "PortableCollection",
+    "Kernel", "KernelError", "LaunchArgumentError", "LaunchError", "MultiCollection", "PortableCollection",
     "Layout", "LayoutError", "PortableError", "Queue", "RangeError", "View", "WorkDiv",
     "alloc_buffer", "alloc_host_buffer", "all_backends", "as_view", "available_backends",
     "device_function", "device_of", "devices", "get_backend", "get_device", "kernel",
