@@ -1,0 +1,91 @@
+"""What a module gets besides the event: its queue, device, and helpers that allocate,
+copy and launch on that queue.
+
+Example::
+
+    >>> import numpy as np, portable as pt
+    >>> @pt.kernel
+    ... def fill(acc, out, v):
+    ...     for i in acc.uniform_elements(out.size):
+    ...         out[i] = v
+    >>> ctx = Context(pt.Queue(pt.get_device("cpu_serial")), slot=0)
+    >>> out = ctx.alloc(3, np.int32)
+    >>> ctx.launch(fill, 3, out, 7); ctx.to_host(out).tolist()
+    [7, 7, 7]
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..collection import PortableCollection
+from ..kernel import Kernel, launch
+from ..layout import Layout
+from ..memory import memcpy
+from ..queue import Queue
+from ..workdiv import WorkDiv, make_workdiv
+from .memory import allocate, allocate_collection, copy_to_host, host_buffer
+
+
+class Context:
+    """A module call's queue (``queue``), device, backend name and event slot."""
+
+    def __init__(self, queue: Queue, slot: int) -> None:
+        self.queue = queue
+        self.device = queue.device
+        self.backend: str = queue.backend.name
+        self.slot = slot
+
+    def alloc(self, shape: int | Sequence[int], dtype: Any) -> Any:
+        """An uninitialised buffer on the module's device."""
+        return allocate(self.device, shape, dtype)
+
+    def collection(self, layout: type[Layout], size: int,
+                   capacity: int | None = None) -> PortableCollection:
+        """An uninitialised collection on the module's device."""
+        return allocate_collection(self.device, layout, size, capacity)
+
+    def host_alloc(self, shape: int | Sequence[int], dtype: Any) -> np.ndarray:
+        """Host memory for small copies from the device (pinned on a GPU)."""
+        return host_buffer(shape, dtype, pinned=self.queue.backend.is_gpu)
+
+    def copy(self, dst: Any, src: Any) -> None:
+        """``pt.memcpy`` on the module's queue (host <-> device or within the device)."""
+        memcpy(self.queue, dst, src)
+
+    def to_device(self, host: Any) -> Any:
+        """A device copy of the host array ``host``, enqueued on the module's queue.
+        ``host`` must stay unchanged until the queue has done the copy."""
+        if isinstance(host, PortableCollection):
+            copy = self.collection(host.layout, host.size, host.capacity)
+            copy.copy_from(self.queue, host)
+            return copy
+        array = np.asarray(host)
+        buffer = self.alloc(array.shape, array.dtype)
+        memcpy(self.queue, buffer, array)
+        return buffer
+
+    def to_host(self, value: Any) -> Any:
+        """A host copy of ``value`` (an array or a collection), after waiting for the
+        module's queue: a blocking call, for small results at the end of a module."""
+        copy = copy_to_host(self.queue, value) if self.queue.backend.is_gpu else \
+            _host_copy(self.queue, value)
+        self.queue.synchronize()
+        return copy
+
+    def launch(self, kernel: Kernel, extent_or_workdiv: int | Sequence[int] | WorkDiv,
+               *args: Any) -> None:
+        """Enqueue ``kernel`` on the module's queue, over a work division or over the
+        backend's default one for ``extent`` elements."""
+        workdiv = (extent_or_workdiv if isinstance(extent_or_workdiv, WorkDiv)
+                   else make_workdiv(self.device, extent_or_workdiv))
+        launch(self.queue, workdiv, kernel, *args)
+
+
+def _host_copy(queue: Queue, value: Any) -> Any:
+    if isinstance(value, PortableCollection):
+        return value.to(queue, queue.device)
+    array = np.empty(value.shape, value.dtype)
+    memcpy(queue, array, value)
+    return array
