@@ -46,10 +46,11 @@ def host_buffer(shape: int | Sequence[int], dtype: Any, pinned: bool) -> np.ndar
     return alloc_host_buffer(shape, dtype, pinned=pinned)
 
 
-def is_memory(value: Any) -> bool:
-    """Whether ``value`` is a collection or an array a queue can copy."""
-    return isinstance(value, PortableCollection) or hasattr(value, "__cuda_array_interface__") \
-        or isinstance(value, np.ndarray)
+def is_memory(value: Any, device: Device) -> bool:
+    """Whether ``value`` is a collection or an array in ``device``'s memory."""
+    return isinstance(value, PortableCollection) or (
+        not isinstance(value, (bool, int, float, complex, str, bytes)) and
+        device.backend.as_array(value) is not None)
 
 
 def copy_to_host(queue: Queue, value: Any) -> Any:

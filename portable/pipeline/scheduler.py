@@ -342,7 +342,7 @@ class Scheduler:
                                 f"declared product with event.put(token, value)")
         ready: QueueEvent | None = None
         for product in event.products.values():
-            if is_memory(product.value):
+            if is_memory(product.value, ctx.device):
                 if ready is None:
                     ready = QueueEvent(ctx.device)
                     ready.record(ctx.queue)
