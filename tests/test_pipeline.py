@@ -2,7 +2,6 @@
 copies on demand, failures kept to their event, filters."""
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 import portable as pt
 import portable.pipeline as pp
 from portable.testing import every_backend, is_simulated
-from test_pipeline_helpers import (Count, Make, Results, Scale, Total, collector, reference,
+from test_pipeline_helpers import (Count, Hits, Make, Results, Scale, Total, collector, reference,
                                    slow_sum, wait_for_flag)
 
 
@@ -211,3 +210,27 @@ def test_modules_run_as_their_inputs_become_ready():
     pp.Process([step("slow", delay=0.3), step("a"), step("b", "a"), step("c", "b")],
                source=range(1), threads=2, backends={"cpu_serial": 1}).run()
     assert order == ["a", "b", "c", "slow"]
+
+
+@every_backend
+def test_a_module_pinned_to_another_backend_gets_host_copies(backend):
+    if backend == "cpu_serial":
+        pytest.skip("the pinned module runs on cpu_serial itself")
+    seen = Results()
+
+    class OnHost(pp.Analyzer):
+        backend = "cpu_serial"
+
+        def register(self, reg):
+            self.hits = reg.consumes(Hits)
+
+        def analyze(self, event, ctx):
+            seen.add(event.number, y=event.get(self.hits).column("y").tolist(), on=ctx.backend)
+
+    events = events_for(backend)
+    report = pp.Process([Make, OnHost], source=range(events), threads=threads_for(backend, 2),
+                        streams=2, backends={backend: 1}).run()
+    assert report.failed == 0
+    assert report.copies == (events if pt.get_backend(backend).is_gpu else 0)
+    assert seen.by_event == {n: {"y": reference(n)["y"], "on": "cpu_serial"}
+                             for n in range(events)}
