@@ -34,7 +34,7 @@ from ..device import Device, DeviceLimits
 from ..errors import LaunchError, RangeError
 from ..kernel import DeviceFunction, Kernel, compile_error, global_resolver
 from ..transform import Dialect, ViewParam, build_function
-from . import cpu_atomics, cpu_hints
+from . import cpu_atomics, cpu_hints, cpu_threading
 
 if TYPE_CHECKING:
     from ..event import Event
@@ -47,8 +47,6 @@ _CPU_CALLS = {
     **{f"atomic_{op}": f"__pt_atomics__.atomic_{op}"
        for op in ("add", "sub", "min", "max", "exch", "cas")},
 }
-#: one parallel region at a time: Numba's default thread pool is not reentrant
-_PARALLEL_LOCK = threading.Lock()
 #: set to 1 to check every array access in kernels on the CPU backends
 BOUNDSCHECK_VAR = "PORTABLE_BOUNDSCHECK"
 
@@ -252,8 +250,7 @@ class CpuBackend(Backend):
         def run() -> None:
             try:
                 if self.parallel and not checked:
-                    with _PARALLEL_LOCK:
-                        driver(blocks, elements, *args)
+                    cpu_threading.run_parallel(lambda: driver(blocks, elements, *args))
                 else:
                     driver(blocks, elements, *args)
             except NumbaError as err:
@@ -296,6 +293,10 @@ class CpuThreads(CpuBackend):
 
     name = "cpu_threads"
     parallel = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        cpu_threading.ask_for_a_thread_safe_layer()
 
     def _probe(self) -> str | None:
         return numba_env.THREADS_PROBLEM
