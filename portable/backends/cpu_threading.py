@@ -11,6 +11,10 @@ Unless ``NUMBA_THREADING_LAYER`` is set, Numba is asked for a thread-safe layer
 with the lock. The layer is loaded by the first parallel region, so that first
 region runs under the lock, and the layer Numba chose decides the rest.
 
+GNU OpenMP's ``omp`` layer is not fork safe: a process forked after a parallel
+region cannot run one (use ``multiprocessing``'s ``spawn`` start method there, or
+``NUMBA_THREADING_LAYER=workqueue``).
+
 Example::
 
     >>> run_parallel(lambda: None)  # a parallel driver's call goes here
