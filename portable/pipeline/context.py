@@ -8,10 +8,11 @@ Example::
     ... def fill(acc, out, v):
     ...     for i in acc.uniform_elements(out.size):
     ...         out[i] = v
-    >>> ctx = Context(pt.Queue(pt.get_device("cpu_serial")), slot=0)
+    >>> ctx = Context(pt.Queue(pt.get_device("cpu_serial")), slot=0, memory=EventMemory())
     >>> out = ctx.alloc(3, np.int32)
     >>> ctx.launch(fill, 3, out, 7); ctx.to_host(out).tolist()
     [7, 7, 7]
+    >>> ctx.memory.release()  # the framework does this when the event ends
 """
 from __future__ import annotations
 
@@ -20,35 +21,41 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..collection import PortableCollection
+from ..device import get_device
 from ..kernel import Kernel, launch
 from ..layout import Layout
-from ..memory import memcpy
+from ..memory import alloc_host_buffer, memcpy
 from ..queue import Queue
 from ..workdiv import WorkDiv, make_workdiv
-from .memory import allocate, allocate_collection, copy_to_host, host_buffer
+from .memory import EventMemory
 
 
 class Context:
-    """A module call's queue (``queue``), device, backend name and event slot."""
+    """A module call's queue (``queue``), device, backend name and event slot.
 
-    def __init__(self, queue: Queue, slot: int) -> None:
+    What ``alloc``, ``collection``, ``host_alloc`` and ``to_device`` return comes from
+    the event's ``memory`` and is valid until the event ends: keep a copy of what must
+    outlive it."""
+
+    def __init__(self, queue: Queue, slot: int, memory: EventMemory) -> None:
         self.queue = queue
         self.device = queue.device
         self.backend: str = queue.backend.name
         self.slot = slot
+        self.memory = memory
 
     def alloc(self, shape: int | Sequence[int], dtype: Any) -> Any:
         """An uninitialised buffer on the module's device."""
-        return allocate(self.device, shape, dtype)
+        return self.memory.alloc(self.queue, shape, dtype)
 
     def collection(self, layout: type[Layout], size: int,
                    capacity: int | None = None) -> PortableCollection:
         """An uninitialised collection on the module's device."""
-        return allocate_collection(self.device, layout, size, capacity)
+        return self.memory.collection(self.queue, layout, size, capacity)
 
     def host_alloc(self, shape: int | Sequence[int], dtype: Any) -> np.ndarray:
         """Host memory for small copies from the device (pinned on a GPU)."""
-        return host_buffer(shape, dtype, pinned=self.queue.backend.is_gpu)
+        return self.memory.alloc(self.queue, shape, dtype, pinned=self.queue.backend.is_gpu)
 
     def copy(self, dst: Any, src: Any) -> None:
         """``pt.memcpy`` on the module's queue (host <-> device or within the device)."""
@@ -67,10 +74,15 @@ class Context:
         return buffer
 
     def to_host(self, value: Any) -> Any:
-        """A host copy of ``value`` (an array or a collection), after waiting for the
-        module's queue: a blocking call, for small results at the end of a module."""
-        copy = copy_to_host(self.queue, value) if self.queue.backend.is_gpu else \
-            _host_copy(self.queue, value)
+        """A new host copy of ``value`` (an array or a collection), after waiting for
+        the module's queue: a blocking call, for small results at the end of a module."""
+        if isinstance(value, PortableCollection):
+            copy: Any = PortableCollection(value.layout, value.size, get_device("cpu_serial"),
+                                           capacity=value.capacity)
+            copy.copy_from(self.queue, value)
+        else:
+            copy = alloc_host_buffer(value.shape, value.dtype)
+            memcpy(self.queue, copy, value)
         self.queue.synchronize()
         return copy
 
@@ -82,10 +94,3 @@ class Context:
                    else make_workdiv(self.device, extent_or_workdiv))
         launch(self.queue, workdiv, kernel, *args)
 
-
-def _host_copy(queue: Queue, value: Any) -> Any:
-    if isinstance(value, PortableCollection):
-        return value.to(queue, queue.device)
-    array = np.empty(value.shape, value.dtype)
-    memcpy(queue, array, value)
-    return array

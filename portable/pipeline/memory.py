@@ -1,49 +1,86 @@
-"""Where the framework's buffers come from, and its copies of device products to the host.
+"""Where the framework's buffers come from: per event, from the device's caching
+allocator, given back when the event's queues are idle; and copies of device
+products to the host.
 
-Every buffer a module allocates through its context goes through :func:`allocate`,
-the one place to plug a caching allocator in.
+:func:`allocator_for` is the one place that names the allocator.
 
 Example::
 
     >>> import numpy as np, portable as pt
-    >>> allocate(pt.get_device("cpu_serial"), 4, np.int32).shape
+    >>> q = pt.Queue(pt.get_device("cpu_serial"), blocking=False)
+    >>> memory = EventMemory()
+    >>> memory.alloc(q, 4, np.int32).shape
     (4,)
+    >>> q.synchronize(); memory.release()
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Sequence
 
 import numpy as np
 
+from ..allocator import ALIGNMENT, CachingAllocator, caching_allocator
 from ..collection import PortableCollection
 from ..device import Device, get_device
 from ..layout import Layout
-from ..memory import alloc_buffer, alloc_host_buffer, memcpy
+from ..memory import memcpy
 from ..queue import Queue
 
 
-def allocate(device: Device, shape: int | Sequence[int], dtype: Any) -> Any:
-    """An uninitialised buffer on ``device``."""
-    return alloc_buffer(device, shape, dtype)
+def allocator_for(device: Device, pinned: bool) -> CachingAllocator:
+    """The allocator of ``device``'s memory (of pinned host memory if ``pinned``)."""
+    return caching_allocator(device, pinned=pinned)
 
 
-def allocate_collection(device: Device, layout: type[Layout], size: int,
-                        capacity: int | None = None) -> PortableCollection:
-    """A collection on ``device`` whose bytes come from :func:`allocate`, aligned as the
-    layout asks."""
-    capacity = size if capacity is None else capacity
-    nbytes = layout.byte_size(capacity)
-    raw = allocate(device, nbytes, np.uint8)
-    if _address(raw) % layout.alignment:
-        raw = allocate(device, nbytes + layout.alignment, np.uint8)
-    start = -_address(raw) % layout.alignment
-    return PortableCollection(layout, size, device, capacity=capacity,
-                              buffer=raw[start:start + nbytes])
+class EventMemory:
+    """The buffers taken for one event: valid until the event ends, then given back
+    (on the queue each was taken for, whose work is done by then)."""
 
+    def __init__(self) -> None:
+        self._taken: list[tuple[CachingAllocator, Any, Queue]] = []
+        self._lock = threading.Lock()
 
-def host_buffer(shape: int | Sequence[int], dtype: Any, pinned: bool) -> np.ndarray:
-    """Host memory for copies from a device: page-locked when ``pinned``."""
-    return alloc_host_buffer(shape, dtype, pinned=pinned)
+    def alloc(self, queue: Queue, shape: int | Sequence[int], dtype: Any,
+              pinned: bool = False) -> Any:
+        """An uninitialised buffer on ``queue``'s device (pinned host memory if
+        ``pinned``), for work on ``queue``."""
+        allocator = allocator_for(queue.device, pinned)
+        array = allocator.alloc(queue, shape, dtype)
+        with self._lock:
+            self._taken.append((allocator, array, queue))
+        return array
+
+    def collection(self, queue: Queue, layout: type[Layout], size: int,
+                   capacity: int | None = None, pinned: bool = False) -> PortableCollection:
+        """An uninitialised collection on ``queue``'s device (in pinned host memory if
+        ``pinned``), its first byte on the layout's alignment."""
+        capacity = size if capacity is None else capacity
+        nbytes = layout.byte_size(capacity)
+        spare = 0 if ALIGNMENT % layout.alignment == 0 else layout.alignment
+        raw = self.alloc(queue, nbytes + spare, np.uint8, pinned)
+        start = -_address(raw) % layout.alignment
+        device = get_device("cpu_serial") if pinned else queue.device
+        return PortableCollection(layout, size, device, capacity=capacity,
+                                  buffer=raw[start:start + nbytes])
+
+    def host_copy(self, queue: Queue, value: Any) -> Any:
+        """A pinned host copy of the device product ``value`` (a collection or an
+        array), made by one memcpy ordered on ``queue``."""
+        if isinstance(value, PortableCollection):
+            copy = self.collection(queue, value.layout, value.size, value.capacity, pinned=True)
+            copy.copy_from(queue, value)
+            return copy
+        array = self.alloc(queue, value.shape, value.dtype, pinned=True)
+        memcpy(queue, array, value)
+        return array
+
+    def release(self) -> None:
+        """Give every buffer back; call once the event's queues are idle."""
+        with self._lock:
+            taken, self._taken = self._taken, []
+        for allocator, array, queue in taken:
+            allocator.free(array, queue)
 
 
 def is_memory(value: Any, device: Device) -> bool:
@@ -51,22 +88,6 @@ def is_memory(value: Any, device: Device) -> bool:
     return isinstance(value, PortableCollection) or (
         not isinstance(value, (bool, int, float, complex, str, bytes)) and
         device.backend.as_array(value) is not None)
-
-
-def copy_to_host(queue: Queue, value: Any) -> Any:
-    """A pinned host copy of the device product ``value`` (a collection or an array),
-    made by one memcpy ordered on ``queue``; done once ``queue``'s work so far is."""
-    host = get_device("cpu_serial")
-    if isinstance(value, PortableCollection):
-        raw = host_buffer(value.nbytes + value.layout.alignment, np.uint8, pinned=True)
-        start = -_address(raw) % value.layout.alignment
-        copy = PortableCollection(value.layout, value.size, host, capacity=value.capacity,
-                                  buffer=raw[start:start + value.nbytes])
-        copy.copy_from(queue, value)
-        return copy
-    array = host_buffer(value.shape, value.dtype, pinned=True)
-    memcpy(queue, array, value)
-    return array
 
 
 def _address(array: Any) -> int:

@@ -27,7 +27,7 @@ from .context import Context
 from .errors import PipelineError
 from .event import Event, Product
 from .graph import Graph
-from .memory import copy_to_host, is_memory
+from .memory import EventMemory, is_memory
 from .module import Analyzer, ExternalWork, Filter, Producer
 from .report import Failure, ModuleTime
 from .slot import Slot
@@ -49,6 +49,7 @@ class EventRun:
         self.queues: dict[int, tuple[Queue, list[str]]] = {}  # id -> queue, its users
         self.holder: dict[int, str] = {}  # queue id -> the module that last took it
         self.next_queue: dict[Device, int] = {}
+        self.memory = EventMemory()
 
     def fresh_queue(self, device: Device, user: str) -> Queue:
         """A queue of the slot that no module has used yet in this event."""
@@ -197,6 +198,7 @@ class Scheduler:
                     run.failure = Failure(run.number, " / ".join(users), run.slot.index,
                                           f"{type(err).__name__}: {err} (in queued work)",
                                           "".join(traceback.format_exception(err)))
+        run.memory.release()
         with self.lock:
             self.events += 1
             backend = run.slot.device.backend.name
@@ -229,7 +231,7 @@ class Scheduler:
                                    run.products[wanted.product].value)
                   for wanted in reg.consumed}
         event = Event(run.number, run.input, {}, inputs, name, set(reg.produced))
-        ctx = Context(queue, slot.index)
+        ctx = Context(queue, slot.index, run.memory)
         pending = [e for e in host_events if not e.query()]
         if pending:
             self._wait_then(pending, self._call, run, name, event, ctx)
@@ -275,7 +277,7 @@ class Scheduler:
             if product.device.backend.is_gpu:
                 queue = run.fresh_queue(product.device, f"copy of {token} for {user}")
                 queue.wait_for(product.ready)
-                product.host_value = copy_to_host(queue, product.value)
+                product.host_value = run.memory.host_copy(queue, product.value)
                 product.host_ready = QueueEvent(queue.device)
                 product.host_ready.record(queue)
                 with self.lock:
