@@ -33,6 +33,7 @@ import copy
 import difflib
 import os
 import shutil
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -86,6 +87,9 @@ class Model:
         self.kind, self._source = _load(source)
         self.queue: Queue | None = None
         self._deployed: dict[Any, Any] = {}
+        self._deploying = threading.Lock()
+        #: how many times the weights were deployed to a device (once per device)
+        self.deployments = 0
 
     def to(self, queue: Queue) -> Model:
         """Run on ``queue`` from now on; the model moves to its device at first use.
@@ -101,15 +105,24 @@ class Model:
         self.queue = expect_queue(queue, "queue", "Model.to")
         return self
 
-    def __call__(self, meta: ModelMetadata, start: int = 0, stop: int | None = None) -> None:
-        self.forward(meta, start, stop)
+    def __call__(self, meta: ModelMetadata, start: int = 0, stop: int | None = None, *,
+                 queue: Queue | None = None) -> None:
+        self.forward(meta, start, stop, queue=queue)
 
-    def forward(self, meta: ModelMetadata, start: int = 0, stop: int | None = None) -> None:
+    def forward(self, meta: ModelMetadata, start: int = 0, stop: int | None = None, *,
+                queue: Queue | None = None) -> None:
         """Run on rows ``start:stop`` of the input blocks, in place, and write each
-        output into its output block, ordered on the model's queue. Nothing is
-        written unless every output fits. On a non-blocking CPU queue the model
-        runs on the queue's worker, and its errors reach the host at the next
-        ``queue.synchronize()``.
+        output into its output block, ordered on ``queue`` (default: the queue given
+        to :meth:`to`). Nothing is written unless every output fits. On a
+        non-blocking CPU queue the model runs on the queue's worker, and its errors
+        reach the host at the next ``queue.synchronize()``.
+
+        One model serves any number of queues and devices at once, from any number
+        of host threads: the weights are deployed once per device, at the first call
+        that runs there, and each call runs on its own queue's stream::
+
+            model(meta_of_event_1, queue=q1)   # on a slot's queue
+            model(meta_of_event_2, queue=q2)   # another slot, same weights
 
         Example::
 
@@ -130,9 +143,13 @@ class Model:
                                 f"{describe(meta)}; pair input and output blocks with "
                                 f"ml.ModelMetadata(inputs, outputs)")
         start, stop = check_rows(where, meta.rows(), start, stop)
-        if self.queue is None:
-            raise MetadataError("the model has no queue; call model.to(queue) first")
-        queue = self.queue
+        if queue is None:
+            if self.queue is None:
+                raise MetadataError("the model has no queue; call model.to(queue) first, or "
+                                    "pass queue= to the call")
+            queue = self.queue
+        else:
+            queue = expect_queue(queue, "queue", where)
         _check_devices(meta, queue)
         _check_output_blocks(meta)
         device = torch_device(meta.inputs.collection)
@@ -163,8 +180,12 @@ class Model:
     def _on(self, device: Any) -> Any:
         found = self._deployed.get(device)
         if found is None:
-            found = self._deployed[device] = _deploy(self.kind, self._source, device,
-                                                     self.deploy)
+            with self._deploying:  # two threads' first calls on one device deploy once
+                found = self._deployed.get(device)
+                if found is None:
+                    found = _deploy(self.kind, self._source, device, self.deploy)
+                    self._deployed[device] = found
+                    self.deployments += 1
         return found
 
 

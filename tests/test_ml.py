@@ -920,3 +920,44 @@ def test_batched_runs_equal_one_full_run(queue, heads):
     with pytest.raises(pt.PortableError, match="multiple of"):
         model(hits_meta(dev, outputs), 5, 100)
     np.testing.assert_array_equal(host_copy(queue, dev.buffer), before)
+
+
+# -- one model, many queues ------------------------------------------------------------
+class Doubler(torch.nn.Module):
+    def forward(self, x):
+        return 2.0 * x[:, :1]
+
+
+@every_backend
+def test_one_model_serves_many_queues_from_many_threads_deployed_once(queue):
+    import threading
+    needs_torch_device(queue)
+    model = ml.Model(Doubler())
+    n, slots = 300, 6
+    failures = []
+
+    def event(seed):
+        q = pt.Queue(queue.device, blocking=False)
+        rng = np.random.default_rng(seed)
+        host = pt.PortableCollection(Hits, n, HOST, zero=True)
+        host.column("x")[:] = rng.random(n, dtype=np.float32)
+        host.column("tot")[:] = np.nan  # poisoned: a row the model misses shows
+        hits = host.to(q)
+        inputs, outputs = ml.SoAMetadata(hits), ml.SoAMetadata(hits)
+        inputs.append_block("x", "x")
+        outputs.append_block("tot", "tot")
+        for _ in range(3):
+            model(ml.ModelMetadata(inputs, outputs), queue=q)
+        q.synchronize()
+        got = to_host(q, hits).column("tot")
+        if not np.array_equal(got, 2.0 * host.column("x")):
+            failures.append(seed)
+
+    threads = [threading.Thread(target=event, args=(seed,)) for seed in range(slots)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    assert model.deployments == 1
+    assert model.queue is None  # no default queue was needed
