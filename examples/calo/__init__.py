@@ -1,0 +1,19 @@
+"""A calorimeter clustering example: synthetic showers on a layered cell grid,
+clustered with CLUE (Rovere et al. 2020) by portable kernels, summarised into
+cluster features, scored by an MLP in place and selected.
+
+Each step is a plain function taking a :class:`portable.Queue`:
+
+* :func:`examples.calo.generator.generate` and :func:`~examples.calo.generator.upload`
+  -- an event's hits as host arrays, then as a collection on the queue's device;
+* :func:`examples.calo.clue.cluster` -- tiles, local density, nearest higher,
+  seeds and cluster ids of every hit; returns the number of clusters;
+* :func:`examples.calo.features.cluster_features` -- per-cluster energy,
+  barycentre, widths, size and layer;
+* :class:`examples.calo.model.ClusterScorer` and :func:`~examples.calo.model.score`
+  -- the MLP writing each cluster's score in place;
+* :func:`examples.calo.features.select` -- the clusters above a score threshold.
+
+:mod:`examples.calo.reference` is an independent NumPy version used by
+:mod:`examples.calo.validate`.
+"""

@@ -1,0 +1,155 @@
+"""Cluster features from clustered hits, and the selection of scored clusters.
+
+:func:`cluster_features` fills one :class:`~examples.calo.layouts.Clusters` row
+per cluster: the energy, the energy-weighted barycentre (``x``, ``y``) and
+widths (``sigma_x``, ``sigma_y``), the number of hits and the layer. Every
+clustered hit adds its energy, its energy-weighted position and squared
+position to its cluster's float64 sums with atomics (float64, so that the
+widths, differences of large sums, keep their precision), and counts itself
+with an integer atomic; one more kernel turns the sums into the float32
+features. Atomic float sums depend on the order the hits arrive in: the
+features agree with the reference to float32 rounding, not bit for bit
+(``n_hits`` and ``layer`` are exact).
+
+Example::
+
+    >>> import portable as pt
+    >>> from examples.calo.clue import ClueParams, cluster
+    >>> from examples.calo.generator import SHAPES, generate, upload
+    >>> from examples.calo.layouts import Clusters
+    >>> q = pt.Queue(pt.get_device("cpu_serial"))
+    >>> hits = upload(q, generate(1, "tiny"))
+    >>> n = cluster(q, hits, ClueParams.for_geometry(SHAPES["tiny"].geometry))
+    >>> clusters = pt.PortableCollection(Clusters, n, q.device)
+    >>> cluster_features(q, hits, clusters)
+    >>> int(clusters.column("n_hits").sum()) == int((hits.column("cluster_id") >= 0).sum())
+    True
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+import kernels
+import portable as pt
+
+from .clue import Allocator, default_alloc, workdiv
+
+
+#: rows of the per-cluster float64 sums: E, E x, E y, E x^2, E y^2
+SUMS = 5
+
+
+@pt.kernel
+def accumulate_hits(acc, hits, clusters, sums, counts):
+    """Each clustered hit adds ``E``, ``E x``, ``E y``, ``E x^2``, ``E y^2`` to
+    its cluster's sums (row ``k`` of ``sums`` at ``k * n_clusters``) and 1 to its
+    count; each seed writes its cluster's layer."""
+    n_clusters = clusters.size
+    for i in acc.uniform_elements(hits.size):
+        c = hits.cluster_id[i]
+        if c >= 0:
+            e = np.float64(hits.energy[i])
+            x = np.float64(hits.x[i])
+            y = np.float64(hits.y[i])
+            acc.atomic_add(sums, c, e)
+            acc.atomic_add(sums, n_clusters + c, e * x)
+            acc.atomic_add(sums, 2 * n_clusters + c, e * y)
+            acc.atomic_add(sums, 3 * n_clusters + c, e * x * x)
+            acc.atomic_add(sums, 4 * n_clusters + c, e * y * y)
+            acc.atomic_add(counts, c, 1)
+            if hits.is_seed[i] != 0:
+                clusters.layer[c] = hits.layer[i]
+
+
+@pt.kernel
+def finish_clusters(acc, clusters, sums, counts):
+    """Turn each cluster's sums into its energy, barycentre, widths and size."""
+    n_clusters = clusters.size
+    for c in acc.uniform_elements(n_clusters):
+        energy = sums[c]
+        mean_x = sums[n_clusters + c] / energy
+        mean_y = sums[2 * n_clusters + c] / energy
+        clusters.energy[c] = energy
+        clusters.x[c] = mean_x
+        clusters.y[c] = mean_y
+        clusters.sigma_x[c] = math.sqrt(max(sums[3 * n_clusters + c] / energy - mean_x * mean_x,
+                                            0.0))
+        clusters.sigma_y[c] = math.sqrt(max(sums[4 * n_clusters + c] / energy - mean_y * mean_y,
+                                            0.0))
+        clusters.n_hits[c] = counts[c]
+
+
+@pt.kernel
+def flag_passing(acc, clusters, threshold, passing):
+    """``passing[k] = 1`` where cluster ``k``'s score exceeds ``threshold``."""
+    for k in acc.uniform_elements(clusters.size):
+        passing[k] = 1 if clusters.score[k] > threshold else 0
+
+
+def cluster_features(queue: pt.Queue, hits: pt.PortableCollection,
+                     clusters: pt.PortableCollection, alloc: Allocator | None = None) -> None:
+    """Enqueue the features of the clusters that :func:`examples.calo.clue.cluster`
+    found in ``hits`` into ``clusters``, a :class:`~examples.calo.layouts.Clusters`
+    collection on ``queue.device`` whose size is the number of clusters. Every
+    column but ``score`` is written; a seed's energy is positive, so every
+    cluster's is. ``alloc(shape, dtype)`` gives the temporary sums and counts.
+
+    Example: two hits of 1 and 3 GeV at x = 1 and 3 cm form one cluster, with
+    its barycentre at 2.5 cm and a width of sqrt(0.75) cm::
+
+        >>> import numpy as np, portable as pt
+        >>> from examples.calo.clue import ClueParams, cluster
+        >>> from examples.calo.generator import Event, upload
+        >>> from examples.calo.layouts import Clusters
+        >>> q = pt.Queue(pt.get_device("cpu_serial"))
+        >>> hits = upload(q, Event(np.zeros(2, np.int32), np.array([1.0, 3.0], np.float32),
+        ...                        np.zeros(2, np.float32), np.array([1.0, 3.0], np.float32)))
+        >>> n = cluster(q, hits, ClueParams(n_layers=1, extent=8.0, dc=2.0, tile_size=8.0))
+        >>> clusters = pt.PortableCollection(Clusters, n, q.device)
+        >>> cluster_features(q, hits, clusters)
+        >>> clusters.column("x").tolist(), round(float(clusters.column("sigma_x")[0]), 6)
+        ([2.5], 0.866025)
+    """
+    n_clusters = clusters.size
+    if n_clusters == 0:
+        return
+    alloc = alloc or default_alloc(queue)
+    sums = alloc(SUMS * n_clusters, np.float64)
+    counts = alloc(n_clusters, np.int32)
+    pt.memset(queue, sums, 0)
+    pt.memset(queue, counts, 0)
+    pt.launch(queue, workdiv(queue, hits.size), accumulate_hits, hits.const_view(),
+              clusters.view(), sums, counts)
+    pt.launch(queue, workdiv(queue, n_clusters), finish_clusters, clusters.view(), sums,
+              counts)
+
+
+def select(queue: pt.Queue, clusters: pt.PortableCollection, threshold: float,
+           out_indices: Any, alloc: Allocator | None = None) -> int:
+    """Write the indices of the clusters whose ``score`` exceeds ``threshold``, in
+    increasing order, to the front of ``out_indices`` (an int32 or int64 buffer
+    on ``queue.device`` of ``clusters.size`` entries); return how many there
+    are. Returning the count synchronizes the queue.
+
+    Example::
+
+        >>> import numpy as np, portable as pt
+        >>> from examples.calo.layouts import Clusters
+        >>> q = pt.Queue(pt.get_device("cpu_serial"))
+        >>> clusters = pt.PortableCollection(Clusters, 4, q.device, zero=True)
+        >>> clusters.column("score")[:] = [0.9, 0.2, 0.7, 0.5]
+        >>> out = np.full(4, -1, np.int32)
+        >>> select(q, clusters, 0.5, out), out.tolist()
+        (2, [0, 2, -1, -1])
+    """
+    n = clusters.size
+    if n == 0:
+        return 0
+    alloc = alloc or default_alloc(queue)
+    passing = alloc(n, np.int32)
+    pt.launch(queue, workdiv(queue, n), flag_passing, clusters.const_view(),
+              np.float32(threshold), passing)
+    return kernels.select_indices(queue, passing, out_indices)
