@@ -14,6 +14,7 @@ Each step is a plain function taking a :class:`portable.Queue`:
   -- the MLP writing each cluster's score in place;
 * :func:`examples.calo.features.select` -- the clusters above a score threshold.
 
-:mod:`examples.calo.reference` is an independent NumPy version used by
-:mod:`examples.calo.validate`.
+:func:`examples.calo.pipeline.process_event` runs them in a row for one event;
+:mod:`examples.calo.reference` is an independent NumPy version, which
+:func:`examples.calo.validate.validate` compares an event's device results with.
 """

@@ -191,7 +191,7 @@ def scatter_to_tiles(acc, tile_of, offsets, fill, tile_hits):
     """List every hit in its tile's range, at a position taken with an atomic."""
     for i in acc.uniform_elements(tile_of.size):
         t = tile_of[i]
-        tile_hits[offsets[t] + acc.atomic_add(fill, t, 1)] = i
+        tile_hits[offsets[t] + acc.atomic_add(fill, t, np.int32(1))] = i
 
 
 @pt.kernel

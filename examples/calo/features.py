@@ -59,7 +59,7 @@ def accumulate_hits(acc, hits, clusters, sums, counts):
             acc.atomic_add(sums, 2 * n_clusters + c, e * y)
             acc.atomic_add(sums, 3 * n_clusters + c, e * x * x)
             acc.atomic_add(sums, 4 * n_clusters + c, e * y * y)
-            acc.atomic_add(counts, c, 1)
+            acc.atomic_add(counts, c, np.int32(1))
             if hits.is_seed[i] != 0:
                 clusters.layer[c] = hits.layer[i]
 

@@ -58,7 +58,7 @@ class ClusterScorer(torch.nn.Module):
                                                     0.25]))
 
     def forward(self, floats: torch.Tensor, ints: torch.Tensor) -> torch.Tensor:
-        """Scores ``(N, 1)`` of ``N`` clusters from ``floats`` ``(N, 5)`` and ``ints`` ``(N, 2)``."""
+        """Scores ``(N, 1)`` of ``N`` clusters from ``floats (N, 5)`` and ``ints (N, 2)``."""
         features = torch.cat([floats, ints.to(floats.dtype)], dim=1)
         return self.mlp((features - self.shift) * self.scale)
 

@@ -2,8 +2,8 @@
 
 Written for clarity, not speed: each layer's hits are compared all against
 all (fine up to a few thousand hits per layer). Distances and densities are
-computed in float64 from the float32 inputs and rounded to float32 only when
-stored: on the generator's events (cell centres on a unit grid, energies on
+computed in float64 from the float32 inputs, then rounded to float32 and
+compared as the kernels store them: on the generator's events (cell centres on a unit grid, energies on
 the ``ENERGY_LSB`` grid) every one of them is exact, so the labels must match
 the kernels' exactly. The cluster numbering is the kernels': seeds in the
 order of their hit indices.
