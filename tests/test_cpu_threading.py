@@ -52,3 +52,31 @@ def test_launches_from_several_host_threads_give_each_its_result(host_threads):
         thread.join()
     assert not failures
     assert cpu_threading.layer_name() in {"tbb", "omp", "workqueue"}
+
+
+@pytest.mark.parametrize("blocking", [True, False])
+def test_one_queue_shared_by_host_threads_runs_its_work_in_turn(blocking):
+    import time
+    queue = pt.Queue(pt.get_device("cpu_serial"), blocking=blocking)
+    running, overlaps, done = [0], [], []
+
+    def work(tag):
+        running[0] += 1
+        if running[0] > 1:
+            overlaps.append(tag)
+        time.sleep(0.002)
+        running[0] -= 1
+        done.append(tag)
+
+    def enqueue(tag):
+        for k in range(20):
+            queue.native.submit(lambda k=k: work((tag, k)))
+
+    threads = [threading.Thread(target=enqueue, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    queue.synchronize()
+    assert not overlaps
+    assert len(done) == 80  # synchronize waited for every host thread's work

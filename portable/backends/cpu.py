@@ -78,32 +78,41 @@ def cpu_dialect(ndim: int) -> Dialect:
 
 
 class CpuStream:
-    """A CPU queue's engine: runs work now (blocking) or on a worker thread."""
+    """A CPU queue's engine: runs work now (blocking) or on a worker thread, one piece
+    of work at a time and in the order enqueued, also when several host threads
+    enqueue on one queue."""
 
     def __init__(self, blocking: bool) -> None:
         self._pool = (None if blocking else
                       concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="portable-queue"))
+        self._lock = threading.RLock()  # one enqueue (blocking: one piece of work) at a time
         self._last: concurrent.futures.Future[None] | None = None
         self._error: BaseException | None = None
 
     def submit(self, work: Callable[[], None]) -> None:
-        if self._pool is None:
-            work()
-        else:
-            self._last = self._pool.submit(self._guarded, work)
+        with self._lock:
+            if self._pool is None:
+                work()
+            else:
+                self._last = self._pool.submit(self._guarded, work)
 
     def _guarded(self, work: Callable[[], None]) -> None:
         try:
             work()
         except BaseException as err:  # kept for the host: the first error wins
-            if self._error is None:
-                self._error = err
+            with self._lock:
+                if self._error is None:
+                    self._error = err
 
     def synchronize(self) -> None:
-        last, self._last = self._last, None
+        with self._lock:
+            last = self._last
         if last is not None:
             last.result()
-        error, self._error = self._error, None
+        with self._lock:
+            if self._last is last:
+                self._last = None
+            error, self._error = self._error, None
         if error is not None:
             raise error  # the first error of the work since the last synchronize
 
