@@ -183,12 +183,14 @@ class CudaBackend(Backend):
         queue.native.synchronize()
 
     def record_event(self, event: Event, queue: Queue) -> None:
-        native = CudaEvent(self.cuda, self.simulated)
-        native.event.record(queue.native)
+        with self.cuda.gpus[queue.device.index]:  # the event lives in the queue's context
+            native = CudaEvent(self.cuda, self.simulated)
+            native.event.record(queue.native)
         event.native = native
 
     def wait_event(self, queue: Queue, event: Event) -> None:
-        event._require_recorded().event.wait(queue.native)
+        with self.cuda.gpus[queue.device.index]:
+            event._require_recorded().event.wait(queue.native)
 
     # -- memory -------------------------------------------------------------------
     def alloc(self, device: Device, shape: tuple[int, ...], dtype: np.dtype) -> Any:
