@@ -30,6 +30,7 @@ from .kernel import Acc, DeviceFunction, Kernel, device_function, kernel, launch
 from .memory import alloc_buffer, alloc_host_buffer, as_view, device_of, memcpy, memset
 from .queue import Queue
 from .workdiv import WorkDiv, make_workdiv
+from .allocator import CachingAllocator, caching_allocator
 
 __version__ = "0.1.0"
 
@@ -43,4 +44,5 @@ __all__ = [
     "device_function", "device_of", "devices", "get_backend", "get_device", "kernel",
     "column", "launch", "make_workdiv", "matrix", "memcpy", "memset", "scalar",
     "selected_backend", "use_backend", "vector",
+    "CachingAllocator", "caching_allocator",
 ]
