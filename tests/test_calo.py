@@ -23,7 +23,7 @@ from examples.calo.generator import (ENERGY_LSB, SHAPES, Event, EventShape,  # n
 from examples.calo.layouts import FLOAT_FEATURES, INT_FEATURES, Clusters  # noqa: E402
 from examples.calo.model import ClusterScorer, score  # noqa: E402
 from examples.calo.pipeline import EventOutputs  # noqa: E402
-from examples.calo.validate import validate  # noqa: E402
+from examples.calo.validate import SCORE_ATOL, validate  # noqa: E402
 
 HIT_RESULTS = ("rho", "delta", "nearest_higher", "is_seed", "cluster_id")
 #: a shape small enough for the CUDA simulator's one OS thread per GPU thread
@@ -168,7 +168,7 @@ def test_model_in_place_equals_the_model_on_a_copy(queue):
     ints = np.stack([host.column(c) for c in INT_FEATURES], axis=1)
     with torch.inference_mode():
         want = module(torch.from_numpy(floats), torch.from_numpy(ints)).numpy()[:, 0]
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got, want, rtol=0, atol=SCORE_ATOL)  # GPU matmuls differ in the last bits
     for name in FLOAT_FEATURES:  # the inputs are left as they were
         np.testing.assert_array_equal(host_copy(queue, clusters.column(name)),
                                       host.column(name))
