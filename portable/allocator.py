@@ -30,8 +30,10 @@ Rules for the arrays :meth:`CachingAllocator.alloc` returns:
   wrote (it is not zeroed; use :func:`~portable.memset`);
 * free it exactly once, with ``free(array, queue)`` on the queue that uses it
   last: work enqueued there before the free still runs safely. After the free
-  the array must not be used, since its memory goes to the next request; an
-  array never freed keeps its block for good.
+  the array must not be used, since its memory goes to the next request (a
+  request of the same shape and dtype may even get the same array object back:
+  making a device array costs more than the rest of an allocation); an array
+  never freed keeps its block for good.
 
 One allocator serves one device and any number of host threads.
 """
@@ -98,6 +100,8 @@ class _Block:
     cached: bool  # whether it returns to the cache when freed
     queue: Queue | None = None  # freed on this queue, whose work may still use it
     event: Event | None = None  # recorded on ``queue`` at the free (kept for the next one)
+    view_key: tuple[tuple[int, ...], np.dtype] | None = None  # the last array handed out
+    view: Any = None
 
     def ready_for(self, queue: Queue) -> bool:
         """Whether a request on ``queue`` may have the block now."""
@@ -201,7 +205,11 @@ class CachingAllocator:
                 self._hits += 1
         if block is None:
             block = self._new_block(size if cached else nbytes, cached, dims, dt, where)
-        array = self._view(block.raw, block.offset, dims, _c_strides(dims, dt.itemsize), dt)
+        if block.view_key == (dims, dt):  # the same request again: the same array object
+            array = block.view
+        else:
+            array = self._view(block.raw, block.offset, dims, _c_strides(dims, dt.itemsize), dt)
+            block.view_key, block.view = (dims, dt), array
         with self._lock:
             self._live[id(array)] = (array, block)
             self._live_bytes += block.size
@@ -239,7 +247,7 @@ class CachingAllocator:
         if not block.cached:
             return  # dropped: the backend gives the memory back
         if not queue.blocking:  # a blocking queue's work is done: nothing to wait for
-            block.event = block.event or Event(self.device)
+            block.event = block.event or Event(self.device, timing=False)
             queue.backend.record_event(block.event, queue)
             block.queue = queue
         with self._lock:

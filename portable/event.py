@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .device import Device
-from .checks import describe, expect_device, expect_queue
+from .checks import describe, expect_device, expect_flag, expect_queue
 from .errors import ArgumentError, PortableError
 from .queue import Queue
 
@@ -24,8 +24,11 @@ class Event:
         True
     """
 
-    def __init__(self, device: Device) -> None:
+    def __init__(self, device: Device, timing: bool = True) -> None:
         self.device = expect_device(device, "device", "pt.Event")
+        #: whether :meth:`elapsed_ms` can time it; an event only for ordering
+        #: (``timing=False``) is cheaper to record and query on a GPU
+        self.timing = expect_flag(timing, "timing", "pt.Event")
         self.native: Any = None  # set by the backend when first recorded
 
     def record(self, queue: Queue) -> None:
@@ -59,6 +62,9 @@ class Event:
         if not isinstance(end, Event):
             raise ArgumentError(f"event.elapsed_ms: argument 'end' must be a pt.Event, got "
                                 f"{describe(end)}")
+        if not (self.timing and end.timing):
+            raise PortableError("event.elapsed_ms: both events must be made with timing=True "
+                                "(the default)")
         if end.device.backend is not self.device.backend:
             raise PortableError(f"event.elapsed_ms: the events are on {self.device} and "
                                 f"{end.device}; time two events of one device")

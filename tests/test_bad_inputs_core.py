@@ -301,3 +301,16 @@ def test_alloc_buffer_refuses_sizes_beyond_any_address_space(queue, shape):
 def test_a_failed_host_allocation_names_the_request():
     with refused(pt.PortableError, "pt.alloc_buffer", "(35184372088832,)", "GiB"):
         pt.alloc_buffer(HOST, 2**45, np.float64)
+
+
+@every_backend
+def test_events_without_timing_order_work_but_cannot_time_it(queue):
+    start, stop = pt.Event(queue.device, timing=False), pt.Event(queue.device, timing=False)
+    start.record(queue)
+    stop.record(queue)
+    stop.synchronize()
+    assert stop.query()
+    with refused(pt.PortableError, "timing=True"):
+        start.elapsed_ms(stop)
+    with refused(pt.ArgumentError, "'timing'"):
+        pt.Event(queue.device, timing="no")

@@ -18,6 +18,7 @@ kernel becomes a :class:`~portable.errors.KernelError` (an index out of range a
 """
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -83,12 +84,12 @@ def _checked_atomic(member: str, atomic: Callable[..., Any]) -> Callable[..., An
 
 
 class CudaEvent:
-    """A CUDA event with timing (the simulator's events run synchronously and
-    carry no time: they query as done and time as 0 ms)."""
+    """A CUDA event, with timing or without (cheaper; the simulator's events run
+    synchronously and carry no time: they query as done and time as 0 ms)."""
 
-    def __init__(self, cuda: Any, simulated: bool) -> None:
+    def __init__(self, cuda: Any, simulated: bool, timing: bool) -> None:
         self.simulated = simulated
-        self.event = cuda.event() if simulated else cuda.event(timing=True)
+        self.event = cuda.event() if simulated else cuda.event(timing=timing)
 
     def synchronize(self) -> None:
         self.event.synchronize()
@@ -183,14 +184,23 @@ class CudaBackend(Backend):
         queue.native.synchronize()
 
     def record_event(self, event: Event, queue: Queue) -> None:
-        with self.cuda.gpus[queue.device.index]:  # the event lives in the queue's context
-            native = CudaEvent(self.cuda, self.simulated)
+        with self._context_of(queue.device):  # the event lives in the queue's context
+            native = event.native  # a CUDA event may be recorded again
+            if native is None:
+                native = CudaEvent(self.cuda, self.simulated, event.timing)
             native.event.record(queue.native)
         event.native = native
 
     def wait_event(self, queue: Queue, event: Event) -> None:
-        with self.cuda.gpus[queue.device.index]:
+        with self._context_of(queue.device):
             event._require_recorded().event.wait(queue.native)
+
+    def _context_of(self, device: Device) -> Any:
+        """Make ``device``'s context current for the block, where there is more than one
+        device to choose from (entering a context costs microseconds)."""
+        if len(self.devices()) == 1:
+            return contextlib.nullcontext()
+        return self.cuda.gpus[device.index]
 
     # -- memory -------------------------------------------------------------------
     def alloc(self, device: Device, shape: tuple[int, ...], dtype: np.dtype) -> Any:
