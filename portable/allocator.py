@@ -62,7 +62,7 @@ ALIGNMENT = 256
 MIN_BIN_BYTES = 256
 #: requests larger than this are not cached, by default
 DEFAULT_MAX_BIN_BYTES = 2**30
-#: the default cap on cached device memory (the backends do not report the device's size)
+#: the default cap on cached device memory where the backend cannot tell the device's size
 DEFAULT_DEVICE_CACHE_BYTES = 8 * 2**30
 #: the default cap on cached host memory is this fraction of the machine's memory
 HOST_CACHE_FRACTION = 1 / 4
@@ -115,8 +115,8 @@ class CachingAllocator:
     ``pinned=True`` caches page-locked host memory for fast copies with ``device``
     (NumPy arrays; on the CPU backends, whose memory is host memory, the same as
     ``pinned=False``). ``max_cached_bytes`` caps the bytes kept for reuse (default:
-    a quarter of the machine's memory for host memory,
-    :data:`DEFAULT_DEVICE_CACHE_BYTES` for device memory); ``max_bin_bytes``, a power
+    a quarter of the machine's memory for host memory, a quarter of the device's
+    for device memory); ``max_bin_bytes``, a power
     of two, is the largest request cached. See the module's documentation for the
     rules.
 
@@ -163,7 +163,7 @@ class CachingAllocator:
             self._view = backend.strided_view
         if max_cached_bytes is None:
             self.max_cached_bytes = (_host_cache_bytes() if pinned or host_memory
-                                     else DEFAULT_DEVICE_CACHE_BYTES)
+                                     else _device_cache_bytes(self.device))
         else:
             self.max_cached_bytes = expect_count(max_cached_bytes, "max_cached_bytes", where)
         self._lock = threading.Lock()
@@ -371,6 +371,12 @@ def _c_strides(dims: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
 def _host_view(buffer: np.ndarray, offset: int, shape: tuple[int, ...],
                strides: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return np.ndarray(shape, dtype, buffer=buffer, offset=offset, strides=strides)
+
+
+def _device_cache_bytes(device: Device) -> int:
+    """A quarter of the device's memory, where the backend says how much it has."""
+    total = device.backend.memory_bytes(device)
+    return DEFAULT_DEVICE_CACHE_BYTES if total is None else total // 4
 
 
 def _host_cache_bytes() -> int:

@@ -133,6 +133,11 @@ class Backend(ABC):
         view.flags.writeable = False
         return view
 
+    def memory_bytes(self, device: Device) -> int | None:
+        """The device's total memory in bytes, or ``None`` where its memory is the
+        host's (the CPU backends)."""
+        return None
+
     def dlpack_export(self, array: Any) -> Any:
         """An object exporting ``array`` (a native array of this backend) through DLPack."""
         return array  # NumPy arrays export DLPack themselves

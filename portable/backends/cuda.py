@@ -195,6 +195,12 @@ class CudaBackend(Backend):
         with self._context_of(queue.device):
             event._require_recorded().event.wait(queue.native)
 
+    def memory_bytes(self, device: Device) -> int | None:
+        if self.simulated:
+            return None
+        with self.cuda.gpus[device.index]:
+            return int(self.cuda.current_context().get_memory_info()[1])
+
     def _context_of(self, device: Device) -> Any:
         """Make ``device``'s context current for the block, where there is more than one
         device to choose from (entering a context costs microseconds)."""
