@@ -17,6 +17,25 @@ Example::
     >>> kernels.reduce_sum(q, np.arange(4.0), out)
     >>> float(out[0])
     6.0
+
+The operations that need temporary buffers (:func:`histogram`,
+:func:`exclusive_scan`, :func:`select_indices`, :func:`compact_where` and the
+reductions) take them from the keyword argument ``alloc(shape, dtype)``, which
+must return a new contiguous buffer on the queue's device (default:
+:func:`portable.alloc_buffer`). Pass a caching allocator's, and give its
+buffers back once the queue's work is done::
+
+    >>> allocator = pt.CachingAllocator(q.device)
+    >>> taken = []
+    >>> def alloc(shape, dtype):
+    ...     taken.append(allocator.alloc(q, shape, dtype))
+    ...     return taken[-1]
+    >>> kernels.reduce_sum(q, np.arange(4.0), out, alloc=alloc)
+    >>> q.synchronize()
+    >>> for buffer in taken:
+    ...     allocator.free(buffer, q)
+    >>> float(out[0]), len(taken)
+    (6.0, 1)
 """
 from ._checks import KernelArgumentError
 from .compact import compact_where, select_indices

@@ -6,8 +6,9 @@ offending value or property, then says how to fix it.
 """
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from portable.errors import ArgumentError
 NUMERIC = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int32), np.dtype(np.int64))
 #: element types of index and count buffers
 INDEX = (np.dtype(np.int32), np.dtype(np.int64))
+
+#: ``alloc(shape, dtype)``: a new, uninitialised buffer on the queue's device
+Alloc = Callable[[Any, Any], Any]
 
 #: attributes by which an object shows it is an array of some device's memory
 _ARRAY_MARKS = ("__cuda_array_interface__", "__array_interface__", "__dlpack_device__")
@@ -227,3 +231,33 @@ def one_argument_function(op: str, fn: Any) -> None:
         raise KernelArgumentError(
             f"{op}: argument 'fn' must be a @pt.device_function taking one value (and no "
             f"acc), got {describe(fn)}; write @pt.device_function\\ndef f(v): return ...")
+
+
+def allocator(op: str, queue: pt.Queue, alloc: Any) -> Alloc:
+    """``alloc`` if it is callable; ``None`` means :func:`portable.alloc_buffer` on
+    ``queue.device``."""
+    if alloc is None:
+        return functools.partial(pt.alloc_buffer, queue.device)
+    if not callable(alloc):
+        raise KernelArgumentError(
+            f"{op}: argument 'alloc' must be a callable alloc(shape, dtype) returning a new "
+            f"buffer on the queue's device, got {describe(alloc)}; pass e.g. "
+            f"functools.partial(pt.alloc_buffer, queue.device), or leave it out")
+    return alloc
+
+
+def temporary(queue: pt.Queue, op: str, alloc: Alloc, size: int, dtype: Any) -> Any:
+    """``alloc(size, dtype)`` as the queue's native array, checked to be a writable
+    contiguous 1-D buffer of ``size`` elements of ``dtype`` on ``queue.device``."""
+    dtype = np.dtype(dtype)
+    value = alloc(size, dtype)
+    view = queue.backend.as_array(value)
+    if (view is None or queue.backend.device_of(view) is not queue.device
+            or tuple(view.shape) != (size,) or np.dtype(view.dtype) != dtype
+            or (size > 1 and view.strides[0] != dtype.itemsize)):
+        raise KernelArgumentError(
+            f"{op}: argument 'alloc' returned {describe(value)} for alloc({size}, "
+            f"{dtype.name}); it must return a new contiguous buffer of that shape and dtype "
+            f"on {queue.device}")
+    _check_writable(op, "alloc", value, view)
+    return view

@@ -16,7 +16,7 @@ import portable as pt
 
 from . import _checks as check
 from ._grid import grid
-from .scan import scan_into
+from .scan import scan_into, scan_offsets
 
 #: dtypes a mask may have (nonzero means selected)
 MASK = (np.dtype(np.bool_), np.dtype(np.uint8), np.dtype(np.int32))
@@ -49,16 +49,18 @@ def _scatter(acc, positions, out):
             out[here] = i
 
 
-def _compact(queue: pt.Queue, predicate: pt.DeviceFunction, x: Any,
-             out_indices: Any) -> int:
-    """Enqueue the selection of ``predicate`` on checked buffers; return the count."""
+def _compact(queue: pt.Queue, op: str, predicate: pt.DeviceFunction, x: Any,
+             out_indices: Any, alloc: check.Alloc) -> int:
+    """Enqueue the selection of ``predicate`` on checked buffers, with temporaries
+    from ``alloc``; return the count."""
     n = x.size
     if n == 0:
         return 0
     index_dtype = np.dtype(out_indices.dtype)
-    positions = pt.alloc_buffer(queue.device, n + 1, index_dtype)
+    positions = check.temporary(queue, op, alloc, n + 1, index_dtype)
+    offsets = scan_offsets(queue, op, n + 1, index_dtype, alloc)
     pt.launch(queue, grid(queue, n + 1), _flag_kernel(predicate), x, positions)
-    scan_into(queue, positions, positions)
+    scan_into(queue, positions, positions, offsets)
     pt.launch(queue, grid(queue, n), _scatter, positions, out_indices)
     count = np.empty(1, index_dtype)
     pt.memcpy(queue, count, positions[n:])
@@ -78,7 +80,8 @@ def _check_indices(op: str, queue: pt.Queue, x_name: str, x: Any, out_indices: A
     return out_indices
 
 
-def select_indices(queue: pt.Queue, mask: Any, out_indices: Any) -> int:
+def select_indices(queue: pt.Queue, mask: Any, out_indices: Any, *,
+                   alloc: check.Alloc | None = None) -> int:
     """Write the indices ``i`` with ``mask[i]`` true (nonzero), in increasing
     order, to the front of ``out_indices``; return how many there are.
 
@@ -87,8 +90,9 @@ def select_indices(queue: pt.Queue, mask: Any, out_indices: Any) -> int:
     sharing memory with ``mask``, whose entries from the count on are left
     untouched. Returning the count as a Python int copies one value to the host
     and SYNCHRONIZES the queue: all work enqueued before has finished when this
-    returns. A temporary index buffer of ``len(mask) + 1`` entries is allocated
-    on ``queue.device``.
+    returns. Temporary buffers (``len(mask) + 1`` indices, and one per scan
+    block) come from ``alloc(shape, dtype)`` (default: :func:`portable.alloc_buffer`
+    on ``queue.device``), e.g. a caching allocator's (see :mod:`kernels`).
 
     Example::
 
@@ -102,19 +106,21 @@ def select_indices(queue: pt.Queue, mask: Any, out_indices: Any) -> int:
     """
     op = "select_indices"
     check.check_queue(op, queue)
+    alloc = check.allocator(op, queue, alloc)
     mask = check.buffer(queue, op, "mask", mask, MASK)
     out_indices = _check_indices(op, queue, "mask", mask, out_indices)
-    return _compact(queue, _nonzero, mask, out_indices)
+    return _compact(queue, op, _nonzero, mask, out_indices, alloc)
 
 
-def compact_where(queue: pt.Queue, fn: pt.DeviceFunction, x: Any, out_indices: Any) -> int:
+def compact_where(queue: pt.Queue, fn: pt.DeviceFunction, x: Any, out_indices: Any, *,
+                  alloc: check.Alloc | None = None) -> int:
     """Write the indices ``i`` with ``fn(x[i])`` true, in increasing order, to the
     front of ``out_indices``; return how many there are.
 
     ``fn`` is a ``@pt.device_function`` of one value returning a bool; ``x`` a
     1-D float32, float64, int32 or int64 buffer on ``queue.device``, and
-    ``out_indices`` as for :func:`select_indices` (which also explains the queue
-    synchronization this needs to return the count).
+    ``out_indices`` and ``alloc`` as for :func:`select_indices` (which also
+    explains the queue synchronization this needs to return the count).
 
     Example::
 
@@ -130,7 +136,8 @@ def compact_where(queue: pt.Queue, fn: pt.DeviceFunction, x: Any, out_indices: A
     """
     op = "compact_where"
     check.check_queue(op, queue)
+    alloc = check.allocator(op, queue, alloc)
     check.one_argument_function(op, fn)
     x = check.buffer(queue, op, "x", x, check.NUMERIC)
     out_indices = _check_indices(op, queue, "x", x, out_indices)
-    return _compact(queue, fn, x, out_indices)
+    return _compact(queue, op, fn, x, out_indices, alloc)

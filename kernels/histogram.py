@@ -113,7 +113,8 @@ def _checked_edges(op: str, lo: Any, hi: Any, nbins: int, x_dtype: Any) -> np.nd
     return edges
 
 
-def histogram(queue: pt.Queue, x: Any, lo: float, hi: float, counts: Any) -> None:
+def histogram(queue: pt.Queue, x: Any, lo: float, hi: float, counts: Any, *,
+              alloc: check.Alloc | None = None) -> None:
     """Enqueue a histogram of ``x`` into ``len(counts)`` uniform bins over ``[lo, hi)``.
 
     ``x`` is a 1-D buffer on ``queue.device`` (float32, float64, int32 or
@@ -128,6 +129,10 @@ def histogram(queue: pt.Queue, x: Any, lo: float, hi: float, counts: Any) -> Non
     narrow to have distinct edges in the type values are compared in. Counts
     never wrap: int32 ``counts`` are refused for more than 2**31 - 1 values.
 
+    The bin edges go to a temporary buffer of ``len(counts) + 1`` floats from
+    ``alloc(shape, dtype)`` (default: :func:`portable.alloc_buffer` on
+    ``queue.device``), e.g. a caching allocator's (see :mod:`kernels`).
+
     Example::
 
         >>> import numpy as np, portable as pt, kernels
@@ -140,6 +145,7 @@ def histogram(queue: pt.Queue, x: Any, lo: float, hi: float, counts: Any) -> Non
     """
     op = "histogram"
     check.check_queue(op, queue)
+    alloc = check.allocator(op, queue, alloc)
     x = check.buffer(queue, op, "x", x, check.NUMERIC)
     counts = check.buffer(queue, op, "counts", counts, check.INDEX, output=True,
                           contiguous=True)
@@ -154,10 +160,11 @@ def histogram(queue: pt.Queue, x: Any, lo: float, hi: float, counts: Any) -> Non
             f"{op}: argument 'counts' has dtype {np.dtype(counts.dtype)}, which cannot "
             f"count {x.size} values (at most {most}); use int64 counts")
     edges_host = _checked_edges(op, lo, hi, nbins, x.dtype)
-    pt.memset(queue, counts, 0)
     if x.size == 0:
+        pt.memset(queue, counts, 0)
         return
-    edges = pt.alloc_buffer(queue.device, nbins + 1, edges_host.dtype)
+    edges = check.temporary(queue, op, alloc, nbins + 1, edges_host.dtype)
+    pt.memset(queue, counts, 0)
     pt.memcpy(queue, edges, edges_host)
     pt.launch(queue, grid(queue, x.size), _histogram_kernel(np.dtype(counts.dtype)),
               x, edges, float(lo), nbins / (float(hi) - float(lo)), counts)

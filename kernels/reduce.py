@@ -59,9 +59,11 @@ def _identity(operation: str, dtype: np.dtype) -> Any:
     return dtype.type(info.max if operation == "min" else info.min)
 
 
-def _reduce(operation: str, queue: pt.Queue, x: Any, out: Any) -> None:
+def _reduce(operation: str, queue: pt.Queue, x: Any, out: Any,
+            alloc: check.Alloc | None) -> None:
     op = f"reduce_{operation}"
     check.check_queue(op, queue)
+    alloc = check.allocator(op, queue, alloc)
     x = check.buffer(queue, op, "x", x, check.NUMERIC)
     out = check.buffer(queue, op, "out", out, check.NUMERIC, output=True)
     check.same_dtype(op, "out", out, "x", x)
@@ -74,12 +76,13 @@ def _reduce(operation: str, queue: pt.Queue, x: Any, out: Any) -> None:
     dtype = np.dtype(x.dtype)
     kernel, identity = _reduce_kernel(operation, dtype), _identity(operation, dtype)
     spread = grid(queue, x.size)
-    partials = pt.alloc_buffer(queue.device, spread.blocks[0], dtype)
+    partials = check.temporary(queue, op, alloc, spread.blocks[0], dtype)
     pt.launch(queue, spread, kernel, x, identity, partials)
     pt.launch(queue, single_block(queue, partials.size), kernel, partials, identity, out)
 
 
-def reduce_sum(queue: pt.Queue, x: Any, out: Any) -> None:
+def reduce_sum(queue: pt.Queue, x: Any, out: Any, *,
+               alloc: check.Alloc | None = None) -> None:
     """Enqueue ``out[0] = sum(x)``.
 
     ``x`` is a 1-D buffer on ``queue.device`` (float32, float64, int32 or
@@ -88,7 +91,9 @@ def reduce_sum(queue: pt.Queue, x: Any, out: Any) -> None:
     combined in a different order than NumPy's, so they agree up to rounding;
     NaNs and infinities propagate as in ``np.sum`` (``inf + -inf`` is NaN).
     An empty ``x`` gives 0. ``out`` must not share memory with ``x``. A
-    temporary buffer of one value per block is allocated on ``queue.device``.
+    temporary buffer of one value per block comes from ``alloc(shape, dtype)``
+    (default: :func:`portable.alloc_buffer` on ``queue.device``), e.g. a caching
+    allocator's (see :mod:`kernels`).
 
     Example::
 
@@ -99,13 +104,14 @@ def reduce_sum(queue: pt.Queue, x: Any, out: Any) -> None:
         >>> int(out[0])
         5050
     """
-    _reduce("sum", queue, x, out)
+    _reduce("sum", queue, x, out, alloc)
 
 
-def reduce_min(queue: pt.Queue, x: Any, out: Any) -> None:
+def reduce_min(queue: pt.Queue, x: Any, out: Any, *,
+               alloc: check.Alloc | None = None) -> None:
     """Enqueue ``out[0] = min(x)``; ``x`` must not be empty (an error, raised at once).
 
-    Dtypes and ``out`` as for :func:`reduce_sum`. As with ``np.min``, a NaN
+    Dtypes, ``out`` and ``alloc`` as for :func:`reduce_sum`. As with ``np.min``, a NaN
     anywhere in ``x`` makes the result NaN.
 
     Example::
@@ -120,13 +126,14 @@ def reduce_min(queue: pt.Queue, x: Any, out: Any) -> None:
         >>> float(out[0])
         nan
     """
-    _reduce("min", queue, x, out)
+    _reduce("min", queue, x, out, alloc)
 
 
-def reduce_max(queue: pt.Queue, x: Any, out: Any) -> None:
+def reduce_max(queue: pt.Queue, x: Any, out: Any, *,
+               alloc: check.Alloc | None = None) -> None:
     """Enqueue ``out[0] = max(x)``; ``x`` must not be empty (an error, raised at once).
 
-    Dtypes and ``out`` as for :func:`reduce_sum`. As with ``np.max``, a NaN
+    Dtypes, ``out`` and ``alloc`` as for :func:`reduce_sum`. As with ``np.max``, a NaN
     anywhere in ``x`` makes the result NaN.
 
     Example::
@@ -138,4 +145,4 @@ def reduce_max(queue: pt.Queue, x: Any, out: Any) -> None:
         >>> int(out[0])
         11
     """
-    _reduce("max", queue, x, out)
+    _reduce("max", queue, x, out, alloc)

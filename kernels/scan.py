@@ -118,23 +118,26 @@ def _chunking(queue: pt.Queue, n: int) -> tuple[int, pt.WorkDiv]:
     return chunk, pt.WorkDiv(-(-n // chunk), threads, per_thread)
 
 
-def scan_into(queue: pt.Queue, x: Any, out: Any) -> None:
+def scan_offsets(queue: pt.Queue, op: str, n: int, dtype: Any, alloc: check.Alloc) -> Any:
+    """The temporary buffer (one value per chunk) that :func:`scan_into` needs to
+    scan ``n > 0`` elements of ``dtype``, from ``alloc``."""
+    return check.temporary(queue, op, alloc, _chunking(queue, n)[1].blocks[0], dtype)
+
+
+def scan_into(queue: pt.Queue, x: Any, out: Any, offsets: Any) -> None:
     """Enqueue the exclusive scan of ``x`` into ``out``, unchecked: both are
-    1-D native buffers of one supported dtype and length (``out`` may be ``x``)."""
-    n = x.size
-    if n == 0:
-        return
+    1-D native buffers of one supported dtype and length ``n > 0`` (``out`` may
+    be ``x``), and ``offsets`` comes from :func:`scan_offsets` for them."""
     chunk_totals, scan_totals, scan_chunks = _scan_kernels(np.dtype(x.dtype))
-    chunk, workdiv = _chunking(queue, n)
-    chunks = workdiv.blocks[0]
-    offsets = pt.alloc_buffer(queue.device, chunks, x.dtype)
+    chunk, workdiv = _chunking(queue, x.size)
     pt.launch(queue, workdiv, chunk_totals, x, chunk, offsets)
-    single = pt.WorkDiv(1, block_threads(queue, chunks), workdiv.elements)
+    single = pt.WorkDiv(1, block_threads(queue, offsets.size), workdiv.elements)
     pt.launch(queue, single, scan_totals, offsets)
     pt.launch(queue, workdiv, scan_chunks, x, out, chunk, offsets)
 
 
-def exclusive_scan(queue: pt.Queue, x: Any, out: Any) -> None:
+def exclusive_scan(queue: pt.Queue, x: Any, out: Any, *,
+                   alloc: check.Alloc | None = None) -> None:
     """Enqueue ``out[i] = x[0] + ... + x[i - 1]`` (so ``out[0] = 0``).
 
     ``x`` and ``out`` are 1-D buffers on ``queue.device`` of one dtype (float32,
@@ -142,8 +145,9 @@ def exclusive_scan(queue: pt.Queue, x: Any, out: Any) -> None:
     itself (an in-place scan) but must not otherwise share memory with it (an
     error, raised at once). Integer prefixes are exact modulo 2**bits; float
     prefixes are summed in a different order than ``np.cumsum``'s, so they
-    agree up to rounding. A temporary buffer of one value per block is
-    allocated on ``queue.device``.
+    agree up to rounding. A temporary buffer of one value per block comes from
+    ``alloc(shape, dtype)`` (default: :func:`portable.alloc_buffer` on
+    ``queue.device``), e.g. a caching allocator's (see :mod:`kernels`).
 
     Example::
 
@@ -156,9 +160,11 @@ def exclusive_scan(queue: pt.Queue, x: Any, out: Any) -> None:
     """
     op = "exclusive_scan"
     check.check_queue(op, queue)
+    alloc = check.allocator(op, queue, alloc)
     x = check.buffer(queue, op, "x", x, check.NUMERIC)
     out = check.buffer(queue, op, "out", out, check.NUMERIC, output=True)
     check.same_size(op, "out", out, "x", x)
     check.same_dtype(op, "out", out, "x", x)
     check.no_overlap(op, "out", out, "x", x, same_elements=True)
-    scan_into(queue, x, out)
+    if x.size:
+        scan_into(queue, x, out, scan_offsets(queue, op, x.size, x.dtype, alloc))

@@ -405,3 +405,82 @@ def test_operations_stay_ordered_on_a_non_blocking_queue(queue):
     assert_matches(host_copy(stream, largest), np.array([want.max()]), message)
     assert_matches(host_copy(stream, counts),
                    ref.histogram_ref(want, -1000.0 * n, 1000.0 * n, 16, np.int64), message)
+
+
+# --- temporaries from alloc= --------------------------------------------------
+
+class PoisoningAlloc:
+    """``alloc(shape, dtype)`` handing out poisoned buffers and keeping them, so a
+    kernel that reads a temporary before writing it shows, and the uses can be counted."""
+
+    def __init__(self, queue: pt.Queue) -> None:
+        self.queue = queue
+        self.taken: list[Any] = []
+
+    def __call__(self, shape: Any, dtype: Any) -> Any:
+        buf = poisoned(self.queue, shape, dtype)
+        self.taken.append(buf)
+        return buf
+
+
+@wraps
+@every_backend
+def test_temporaries_come_from_alloc(queue):
+    seed, rng = make_rng()
+    for n in test_sizes(queue):
+        message = f"n={n} seed={seed}"
+        x = random_values(rng, n, np.int64, full_range=True)
+        xd = to_device(queue, x)
+        for operation, (reduce, reduce_ref) in REDUCTIONS.items():
+            if n == 0 and operation != "sum":
+                continue
+            alloc = PoisoningAlloc(queue)
+            out = poisoned(queue, 1, np.int64)
+            reduce(queue, xd, out, alloc=alloc)
+            assert_matches(host_copy(queue, out), np.array([reduce_ref(x)]), message)
+            assert alloc.taken, f"reduce_{operation} did not use alloc; {message}"
+        alloc = PoisoningAlloc(queue)
+        prefix = poisoned(queue, n, np.int64)
+        kernels.exclusive_scan(queue, xd, prefix, alloc=alloc)
+        assert_matches(host_copy(queue, prefix), ref.exclusive_scan_ref(x), message)
+        assert len(alloc.taken) == (1 if n else 0), message
+        counts = poisoned(queue, 7, np.int32)
+        kernels.histogram(queue, xd, -2.0**62, 2.0**62, counts, alloc=alloc)
+        assert_matches(host_copy(queue, counts),
+                       ref.histogram_ref(x, -2.0**62, 2.0**62, 7, np.int32), message)
+        assert len(alloc.taken) == (2 if n else 0), message
+        mask = (x > 0).astype(np.uint8)
+        for call in (lambda out: kernels.select_indices(queue, to_device(queue, mask), out,
+                                                        alloc=alloc),
+                     lambda out: kernels.compact_where(queue, is_positive, xd, out,
+                                                       alloc=alloc)):
+            before = len(alloc.taken)
+            out = poisoned(queue, n, np.int32)
+            check_compaction(queue, out, call(out), ref.select_indices_ref(mask), message)
+            assert len(alloc.taken) == before + (2 if n else 0), message
+
+
+@every_backend
+def test_alloc_is_checked(queue):
+    x = to_device(queue, np.arange(6, dtype=np.float64))
+    out = poisoned(queue, 1, np.float64)
+    assert_rejected(queue, lambda: kernels.reduce_sum(queue, x, out, alloc="cached"), out,
+                    "reduce_sum: argument 'alloc' must be a callable alloc(shape, dtype)",
+                    error=pt.ArgumentError)
+    counts = poisoned(queue, 3, np.int64)
+    assert_rejected(queue, lambda: kernels.histogram(queue, x, 0, 6, counts, alloc=3), counts,
+                    "histogram: argument 'alloc' must be a callable")
+
+    def wrong_dtype(shape: Any, dtype: Any) -> Any:
+        return pt.alloc_buffer(queue.device, shape, np.float32)
+
+    def too_short(shape: Any, dtype: Any) -> Any:
+        return pt.alloc_buffer(queue.device, 1, dtype)
+
+    prefix = poisoned(queue, 6, np.float64)
+    assert_rejected(queue, lambda: kernels.exclusive_scan(queue, x, prefix, alloc=wrong_dtype),
+                    prefix, "exclusive_scan: argument 'alloc' returned")
+    indices = poisoned(queue, 6, np.int64)
+    assert_rejected(queue, lambda: kernels.compact_where(queue, is_positive, x, indices,
+                                                         alloc=too_short), indices,
+                    "compact_where: argument 'alloc' returned", "alloc(7, int64)")
