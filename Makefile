@@ -12,8 +12,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[test,bench]"
 	touch $@
 
+# the calorimeter clustering job on portable.pipeline, every event validated
 example: $(VENV)/.installed
-	$(PY) examples/event_pipeline.py
+	$(PY) examples/calo_pipeline.py --validation --maxEvents 500 --numberOfThreads 2 --numberOfStreams 2
 
 test: test-cpu test-cuda-sim
 

@@ -290,6 +290,14 @@ def follow_chains(acc, hits, seed_rank):
         hits.cluster_id[i] = label
 
 
+@pt.kernel
+def count_seeds(acc, hits, seed_rank, count):
+    """``count[0]``: the number of seeds, from the exclusive scan of ``is_seed``."""
+    for _ in acc.uniform_elements(1):
+        last = hits.size - 1
+        count[0] = seed_rank[last] + hits.is_seed[last]
+
+
 # -- host functions -------------------------------------------------------------------
 
 def build_tiles(queue: pt.Queue, hits: pt.PortableCollection, params: ClueParams,
@@ -319,8 +327,8 @@ def build_tiles(queue: pt.Queue, hits: pt.PortableCollection, params: ClueParams
     div = workdiv(queue, n)
     pt.launch(queue, div, assign_tiles, hits.const_view(), np.float32(params.tile_size),
               per_side, params.n_layers, tile_of)
-    kernels.histogram(queue, tile_of, 0, n_tiles + 1, offsets)
-    kernels.exclusive_scan(queue, offsets, offsets)
+    kernels.histogram(queue, tile_of, 0, n_tiles + 1, offsets, alloc=alloc)
+    kernels.exclusive_scan(queue, offsets, offsets, alloc=alloc)
     fill = alloc(n_tiles, np.int32)
     pt.memset(queue, fill, 0)
     pt.launch(queue, div, scatter_to_tiles, tile_of, offsets, fill, tile_hits)
@@ -352,10 +360,36 @@ def cluster(queue: pt.Queue, hits: pt.PortableCollection, params: ClueParams,
         >>> hits.column("rho").tolist(), hits.column("cluster_id").tolist()
         ([2.0, 2.5, 1.0], [0, 0, 1])
     """
+    count = enqueue_cluster(queue, hits, params, alloc)
+    host = np.empty(1, np.int32)
+    pt.memcpy(queue, host, count)
+    queue.synchronize()
+    return int(host[0])
+
+
+def enqueue_cluster(queue: pt.Queue, hits: pt.PortableCollection, params: ClueParams,
+                    alloc: Allocator | None = None) -> Any:
+    """Enqueue what :func:`cluster` does, without waiting: returns a one-element
+    int32 buffer on ``queue.device`` that holds the number of clusters once the
+    queue has done the work. Everything, that buffer included, comes from
+    ``alloc(shape, dtype)`` (default: :func:`default_alloc`).
+
+    Example::
+
+        >>> import numpy as np, portable as pt
+        >>> from examples.calo.generator import SHAPES, generate, upload
+        >>> q = pt.Queue(pt.get_device("cpu_serial"), blocking=False)
+        >>> hits = upload(q, generate(1, "tiny"))
+        >>> count = enqueue_cluster(q, hits, ClueParams.for_geometry(SHAPES["tiny"].geometry))
+        >>> q.synchronize(); int(count[0]) == int(hits.column("is_seed").sum())
+        True
+    """
     alloc = alloc or default_alloc(queue)
     n = hits.size
+    count = alloc(1, np.int32)
     if n == 0:
-        return 0
+        pt.memset(queue, count, 0)
+        return count
     tiles = build_tiles(queue, hits, params, alloc)
     per_side, div = params.tiles_per_side, workdiv(queue, n)
     pt.launch(queue, div, local_density, hits.view(), tiles.tile_of, tiles.offsets, tiles.hits,
@@ -364,10 +398,7 @@ def cluster(queue: pt.Queue, hits: pt.PortableCollection, params: ClueParams,
               tiles.hits, per_side, params.dc2, params.dm2, np.float32(params.rhoc))
     is_seed = hits.column("is_seed")
     seed_rank = alloc(n, np.int32)
-    kernels.exclusive_scan(queue, is_seed, seed_rank)
+    kernels.exclusive_scan(queue, is_seed, seed_rank, alloc=alloc)
     pt.launch(queue, div, follow_chains, hits.view(), seed_rank)
-    last = np.empty(2, np.int32)
-    pt.memcpy(queue, last[:1], seed_rank[n - 1:])
-    pt.memcpy(queue, last[1:], is_seed[n - 1:])
-    queue.synchronize()
-    return int(last.sum())
+    pt.launch(queue, pt.WorkDiv(1, 1, 1), count_seeds, hits.const_view(), seed_rank, count)
+    return count

@@ -83,10 +83,23 @@ def finish_clusters(acc, clusters, sums, counts):
 
 
 @pt.kernel
-def flag_passing(acc, clusters, threshold, passing):
-    """``passing[k] = 1`` where cluster ``k``'s score exceeds ``threshold``."""
-    for k in acc.uniform_elements(clusters.size):
-        passing[k] = 1 if clusters.score[k] > threshold else 0
+def flag_passing(acc, clusters, threshold, flags):
+    """``flags[k] = 1`` where cluster ``k``'s score exceeds ``threshold``, else 0;
+    ``flags[clusters.size] = 0`` (so that its exclusive scan ends with the count)."""
+    for k in acc.uniform_elements(flags.size):
+        passing = 0
+        if k < clusters.size:
+            if clusters.score[k] > threshold:
+                passing = 1
+        flags[k] = passing
+
+
+@pt.kernel
+def scatter_passing(acc, positions, out_indices):
+    """Write each passing cluster's index at its position (the exclusive scan of the flags)."""
+    for k in acc.uniform_elements(positions.size - 1):
+        if positions[k + 1] != positions[k]:
+            out_indices[positions[k]] = k
 
 
 def cluster_features(queue: pt.Queue, hits: pt.PortableCollection,
@@ -145,11 +158,37 @@ def select(queue: pt.Queue, clusters: pt.PortableCollection, threshold: float,
         >>> select(q, clusters, 0.5, out), out.tolist()
         (2, [0, 2, -1, -1])
     """
-    n = clusters.size
-    if n == 0:
-        return 0
+    count = enqueue_select(queue, clusters, threshold, out_indices, alloc)
+    host = np.empty(1, np.int32)
+    pt.memcpy(queue, host, count)
+    queue.synchronize()
+    return int(host[0])
+
+
+def enqueue_select(queue: pt.Queue, clusters: pt.PortableCollection, threshold: float,
+                   out_indices: Any, alloc: Allocator | None = None) -> Any:
+    """Enqueue what :func:`select` does, without waiting: a flag per cluster, their
+    exclusive scan and a scatter of the passing indices. Returns a one-element
+    int32 buffer on ``queue.device`` (from ``alloc``) that holds the count once the
+    queue has done the work.
+
+    Example::
+
+        >>> import numpy as np, portable as pt
+        >>> from examples.calo.layouts import Clusters
+        >>> q = pt.Queue(pt.get_device("cpu_serial"), blocking=False)
+        >>> clusters = pt.PortableCollection(Clusters, 3, q.device, zero=True)
+        >>> clusters.column("score")[:] = [0.1, 0.8, 0.9]
+        >>> out = np.full(3, -1, np.int64)
+        >>> count = enqueue_select(q, clusters, 0.5, out)
+        >>> q.synchronize(); int(count[0]), out.tolist()
+        (2, [1, 2, -1])
+    """
     alloc = alloc or default_alloc(queue)
-    passing = alloc(n, np.int32)
-    pt.launch(queue, workdiv(queue, n), flag_passing, clusters.const_view(),
-              np.float32(threshold), passing)
-    return kernels.select_indices(queue, passing, out_indices)
+    n = clusters.size
+    positions = alloc(n + 1, np.int32)
+    pt.launch(queue, workdiv(queue, n + 1), flag_passing, clusters.const_view(),
+              np.float32(threshold), positions)
+    kernels.exclusive_scan(queue, positions, positions, alloc=alloc)
+    pt.launch(queue, workdiv(queue, n), scatter_passing, positions, out_indices)
+    return positions[n:]

@@ -35,6 +35,8 @@ ENERGY_LSB = 2.0**-8
 MAX_CELL_ENERGY = 127.0
 #: cells with less energy (GeV) give no hit
 THRESHOLD = 0.02
+#: a shower deposits energy in the cells within this many lateral widths of its axis
+WINDOW = 6.0
 
 
 @dataclass(frozen=True)
@@ -94,15 +96,24 @@ def _shower(rng: np.random.Generator, grid: np.ndarray, geometry: Geometry,
     depth = np.arange(geometry.n_layers)
     fractions = np.exp(-depth / 3.5)
     fractions /= fractions.sum()
-    centres = (np.arange(geometry.cells) + 0.5) * size
     for layer in depth:
         sigma = (0.8 + 0.25 * layer) * size
         cx, cy = centre + tilt * layer
-        gx = np.exp(-0.5 * ((centres - cx) / sigma) ** 2)
-        gy = np.exp(-0.5 * ((centres - cy) / sigma) ** 2)
+        xs, gx = _profile(cx, sigma, geometry)
+        ys, gy = _profile(cy, sigma, geometry)
         profile = np.outer(gx, gy) * (size * size / (2.0 * np.pi * sigma * sigma))
         fluctuation = rng.gamma(20.0, 1.0 / 20.0, profile.shape)
-        grid[layer] += total * fractions[layer] * profile * fluctuation
+        grid[layer, xs, ys] += total * fractions[layer] * profile * fluctuation
+
+
+def _profile(mean: float, sigma: float, geometry: Geometry) -> tuple[slice, np.ndarray]:
+    """The cells within ``WINDOW`` sigmas of ``mean`` along one axis (beyond them a
+    shower deposits far less than ``ENERGY_LSB``), and the Gaussian at their centres."""
+    size = geometry.cell_size
+    first = min(max(int((mean - WINDOW * sigma) // size), 0), geometry.cells)
+    last = min(max(int((mean + WINDOW * sigma) // size) + 1, first), geometry.cells)
+    centres = (np.arange(first, last) + 0.5) * size
+    return slice(first, last), np.exp(-0.5 * ((centres - mean) / sigma) ** 2)
 
 
 def generate(event: int, shape: str | EventShape = "small", seed: int = 2020) -> Event:

@@ -84,7 +84,12 @@ def score_metadata(clusters: pt.PortableCollection) -> ml.ModelMetadata:
 
 def score(queue: pt.Queue, scorer: ml.Model, clusters: pt.PortableCollection) -> None:
     """Enqueue ``scorer`` (an :class:`ml.Model` of a :class:`ClusterScorer`) on
-    ``queue`` over ``clusters``, writing their ``score`` column in place.
+    ``queue`` over ``clusters``, writing their ``score`` column in place. Any
+    number of queues may share one ``scorer``.
+
+    In Numba's CUDA simulator, whose memory torch cannot reach, the features are
+    scored on a host copy instead and the scores copied back (synchronizing the
+    queue): the same results, for testing the rest of a job there.
 
     Example::
 
@@ -96,5 +101,27 @@ def score(queue: pt.Queue, scorer: ml.Model, clusters: pt.PortableCollection) ->
         >>> bool((c.column("score") > 0).all())
         True
     """
-    if clusters.size:
-        scorer.to(queue)(score_metadata(clusters))
+    if not clusters.size:
+        return
+    if not torch_reaches(clusters.device):
+        host_queue = pt.Queue(pt.get_device("cpu_serial"))
+        host = clusters.to(queue, host_queue.device)
+        queue.synchronize()
+        scorer(score_metadata(host), queue=host_queue)
+        pt.memcpy(queue, clusters.column("score"), host.column("score"))
+        queue.synchronize()
+        return
+    scorer(score_metadata(clusters), queue=queue)
+
+
+def torch_reaches(device: pt.Device) -> bool:
+    """Whether torch can use ``device``'s memory in place: not in Numba's CUDA simulator.
+
+    Example::
+
+        >>> import portable as pt
+        >>> torch_reaches(pt.get_device("cpu_serial"))
+        True
+    """
+    import numba
+    return not (device.backend.name == "cuda" and numba.config.ENABLE_CUDASIM)

@@ -1,0 +1,142 @@
+"""The calorimeter clustering job on portable.pipeline: the same results on any
+number of slots and threads, equal to the reference; validation that fails the job."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import portable.pipeline as pp
+from portable.pipeline import cli
+from portable.testing import every_backend, is_simulated
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from examples import calo_pipeline  # noqa: E402
+from examples.calo import reference  # noqa: E402
+from examples.calo.clue import ClueParams  # noqa: E402
+from examples.calo.generator import SHAPES, generate  # noqa: E402
+from examples.calo.layouts import Clusters, Hits  # noqa: E402
+
+INTEGERS = ("cluster_id", "is_seed", "nearest_higher")
+FLOATS = ("energy", "x", "y", "sigma_x", "sigma_y", "score")
+
+
+def options(*flags: str) -> Any:
+    """The job's options for ``flags``, tiny events by default."""
+    parser = cli.parser()
+    calo_pipeline.add_arguments(parser)
+    return parser.parse_args(["--shape", "tiny", *flags])
+
+
+class Keep(pp.Analyzer):
+    """Keeps host copies of every event's results in ``store`` (event number -> dict)."""
+
+    def __init__(self, store: dict[int, dict[str, Any]]) -> None:
+        self.store = store
+
+    def register(self, reg: pp.Registration) -> None:
+        self.hits = reg.consumes(Hits, "clustered", host=True)
+        self.clusters = reg.consumes(Clusters, "scored", host=True)
+        self.indices = reg.consumes(np.ndarray, "selected", host=True)
+        self.n_selected = reg.consumes(int, "selected")
+
+    def analyze(self, event: pp.Event, ctx: pp.Context) -> None:
+        hits, clusters = event.get(self.hits), event.get(self.clusters)
+        kept = {name: hits.column(name).copy() for name in INTEGERS}
+        kept.update({name: clusters.column(name).copy() for name in FLOATS})
+        kept["n_clusters"] = clusters.size
+        kept["selected"] = event.get(self.indices)[:event.get(self.n_selected)].copy()
+        self.store[event.number] = kept
+
+
+def run(backend: str, events: int, threads: int, streams: int, validation: bool = True,
+        keep: dict[int, dict[str, Any]] | None = None) -> pp.Report:
+    """Run the job's modules (plus :class:`Keep` into ``keep``) on ``backend``."""
+    modules, source = calo_pipeline.build(options(*(["--validation"] if validation else [])))
+    if keep is not None:
+        modules.append(pp.module(Keep, store=keep))
+    return pp.Process(modules, source, threads=threads, streams=streams,
+                      backends={backend: 1.0}, max_events=events).run()
+
+
+@every_backend
+def test_slots_and_threads_give_the_results_of_one_slot(backend):
+    simulated = is_simulated(backend)
+    events, threads, streams = (2, 1, 2) if simulated else (8, 2, 3)
+    many: dict[int, dict[str, Any]] = {}
+    one: dict[int, dict[str, Any]] = {}
+    assert run(backend, events, 1, 1, keep=one).failed == 0  # compiles on one thread
+    report = run(backend, events, threads, streams, keep=many)
+    assert (report.events, report.failed) == (events, 0), report.failures
+    params = ClueParams.for_geometry(SHAPES["tiny"].geometry)
+    assert sorted(many) == sorted(one) == list(range(events))
+    for number in range(events):
+        got, want = many[number], one[number]
+        for name in (*INTEGERS, "selected"):
+            np.testing.assert_array_equal(got[name], want[name], err_msg=f"event {number}")
+        assert got["n_clusters"] == want["n_clusters"] > 0
+        for name in FLOATS:
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-6, atol=1e-5,
+                                       err_msg=f"{name}, event {number}")
+        np.testing.assert_array_equal(
+            got["cluster_id"], reference.clue(generate(number, "tiny"), params).cluster_id)
+
+
+@every_backend
+def test_host_copies_only_with_validation(backend):
+    """With validation, each GPU event copies its clustered hits, scored clusters and
+    selected indices to the host once; without, nothing is copied (CPU products are
+    read where they are)."""
+    events = 1 if is_simulated(backend) else 2
+    gpu = backend == "cuda"
+    assert run(backend, events, 1, 1).copies == (3 * events if gpu else 0)
+    assert run(backend, events, 1, 1, validation=False).copies == 0
+
+
+class WrongLabel(calo_pipeline.Clue):
+    """CLUE that gives hit 0 of event 2 a cluster id no cluster has."""
+
+    def produce(self, event: pp.Event, ctx: pp.Context) -> None:
+        if event.number == 2:
+            wrong = ctx.host_alloc(1, np.int32)
+            wrong[0] = int(self.count[0])
+            ctx.copy(self.hits.column("cluster_id")[:1], wrong)
+        super().produce(event, ctx)
+
+
+def test_validation_fails_the_job_naming_the_event(monkeypatch, capsys):
+    monkeypatch.setattr(calo_pipeline, "Clue", WrongLabel)
+    status = calo_pipeline.main(["--shape", "tiny", "--maxEvents", "4", "--validation",
+                                 "--serial", "1", "--numberOfStreams", "2"])
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert "Validation FAILED: 1 of 4 events differ from the NumPy reference: event 2" in err
+    assert "event 2: hits.cluster_id differs at 1 of" in err
+    assert "1 of 4 events failed" in err
+    assert "Processed 4 events" in out
+
+
+def test_command_line_prints_the_throughput_line():
+    env = dict(os.environ, PORTABLE_BACKEND="cpu_serial")
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "calo_pipeline.py"),
+                           "--maxEvents", "4", "--shape", "tiny", "--validation", "--histogram"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Processed 4 events in " in done.stdout
+    assert "events/s, CPU usage per thread: " in done.stdout
+    assert "Validation: all 4 events agree with the NumPy reference" in done.stdout
+    assert "cluster energy (GeV)" in done.stdout
+
+
+@pytest.mark.parametrize("flag", ["--histogram", "--transfer"])
+def test_histogram_and_transfer_add_their_modules(flag):
+    modules, _ = calo_pipeline.build(options(flag))
+    names = [m.name for m in modules]
+    assert "Transfer" in names and ("Histogram" in names) == (flag == "--histogram")
