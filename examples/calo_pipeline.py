@@ -383,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def build_job(options: argparse.Namespace) -> tuple[list[pp.ModuleSpec],
                                                          Callable[[int], Event]]:
+        if options.maxEvents < 0 and options.runForMinutes < 0:
+            raise SystemExit("calo_pipeline.py: the generated events never end; give "
+                             "--maxEvents N or --runForMinutes M")
         jobs.append(assemble(options))
         return jobs[-1].modules, jobs[-1].source
 

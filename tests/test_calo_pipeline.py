@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,23 @@ def test_histogram_and_transfer_add_their_modules(flag):
     modules, _ = calo_pipeline.build(options(flag))
     names = [m.name for m in modules]
     assert "Transfer" in names and ("Histogram" in names) == (flag == "--histogram")
+
+
+def test_a_callable_source_makes_events_on_several_threads_at_once():
+    """The generator is the job's slowest host step: two slots' threads run it together."""
+    both = threading.Barrier(2, timeout=30)
+
+    def source(number: int) -> int:
+        both.wait()  # returns only once the other thread is making an event too
+        return number
+
+    class Pass(pp.Producer):
+        def register(self, reg: pp.Registration) -> None:
+            self.out = reg.produces(int)
+
+        def produce(self, event: pp.Event, ctx: pp.Context) -> None:
+            event.put(self.out, event.input)
+
+    report = pp.Process([Pass], source, threads=2, streams=2, backends={"cpu_serial": 1.0},
+                        max_events=4).run()
+    assert (report.events, report.failed) == (4, 0)

@@ -18,7 +18,7 @@ from ..errors import ArgumentError
 
 
 class EventSource:
-    """Hands out ``(event number, input)`` pairs, one caller at a time."""
+    """Hands out ``(event number, input)`` pairs to any number of threads."""
 
     def __init__(self, source: Callable[[int], Any] | Iterable[Any]) -> None:
         self._call: Callable[[int], Any] | None = None
@@ -54,15 +54,15 @@ class EventSource:
             self._stop_at = self.count
 
     def next(self) -> tuple[int, Any] | None:
-        """The next event, or ``None`` when the source or its limits are reached."""
+        """The next event, or ``None`` when the source or its limits are reached. A
+        callable is called outside the lock, so that several threads make events at
+        once; an iterable is read under it."""
         with self._lock:
             if self.exhausted or (self._stop_at is not None and self.count >= self._stop_at) \
                     or (self._deadline is not None and time.monotonic() >= self._deadline):
                 return None
             number = self.count
-            if self._call is not None:
-                item = self._call(number)
-            else:
+            if self._call is None:
                 assert self._items is not None
                 try:
                     item = next(self._items)
@@ -70,4 +70,6 @@ class EventSource:
                     self.exhausted = True
                     return None
             self.count += 1
-            return number, item
+        if self._call is not None:
+            item = self._call(number)
+        return number, item
