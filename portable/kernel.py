@@ -43,8 +43,10 @@ import numpy as np
 from .checks import describe, expect_queue
 from .collection import MultiCollection, PortableCollection, View
 from .errors import KernelError, LaunchArgumentError, LaunchError
+from .kernel_cache import user_paths
 from .queue import Queue
-from .transform import ParsedFunction, ViewParam, atomic_dtype_problem, parse_function
+from .transform import (ParsedFunction, ViewParam, atomic_dtype_problem, function_fingerprint,
+                        parse_function)
 from .workdiv import WorkDiv
 
 
@@ -83,6 +85,25 @@ class DeviceFunction:
         self.__name__ = func.__name__
         self.__doc__ = func.__doc__
         self._compiled: dict[tuple[str, Any], Any] = {}
+        self._fingerprint: str | None = None
+
+    def cache_fingerprint(self) -> str | None:
+        """A hash of the source and globals this function compiles from (for the
+        disk cache's keys); ``None`` when some global has none.
+
+        Example::
+
+            >>> import portable as pt
+            >>> @pt.device_function
+            ... def half(x):
+            ...     return x / 2
+            >>> len(half.cache_fingerprint())
+            64
+        """
+        if self._fingerprint is None:
+            self._fingerprint = f"recursive {self.__name__}"  # while its calls are hashed
+            self._fingerprint = function_fingerprint(self.parsed)
+        return self._fingerprint
 
     def compiled(self, backend: Any, key: Any) -> Any:
         """The backend's compiled version for the launch ``key`` (cached)."""
@@ -344,7 +365,7 @@ def compile_error(kernel: Kernel, backend: str, error: Exception) -> KernelError
         except numba.core.errors.NumbaError as err:
             raise compile_error(kernel, "cuda", err) from None
     """
-    text = str(error).strip()
+    text = user_paths(str(error).strip())  # cache files stand for the user's file
     where = ""
     for match in _NUMBA_LOCATION.finditer(text):
         filename, line = match.group(1) or match.group(3), int(match.group(2) or match.group(4))

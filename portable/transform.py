@@ -19,6 +19,7 @@ import builtins
 import copy
 import difflib
 import functools
+import hashlib
 import inspect
 import itertools
 import linecache
@@ -31,6 +32,7 @@ import numpy as np
 
 from .checks import describe
 from .errors import KernelError
+from .kernel_cache import cached_function, fingerprint
 from .layout import align_up
 
 #: index members read as attributes: ``acc.block_idx`` and so on
@@ -855,7 +857,8 @@ def _check_calls(parsed: ParsedFunction, fdef: ast.FunctionDef,
 
 def build_function(parsed: ParsedFunction, dialect: Dialect,
                    resolve: Callable[[Any], Any], *, drop_acc: bool = False,
-                   views: tuple[tuple[int, ViewParam], ...] = ()) -> types.FunctionType:
+                   views: tuple[tuple[int, ViewParam], ...] = (),
+                   cache_key: Any = None) -> types.FunctionType:
     """The backend version of ``parsed``: its ``acc`` members rewritten for
     ``dialect``, and every global that ``resolve`` maps (device functions)
     replaced by the backend's compiled object. Its calls are checked first
@@ -866,6 +869,11 @@ def build_function(parsed: ParsedFunction, dialect: Dialect,
     functions taking ``acc`` receive and never read. ``views`` names, by
     position among the parameters after ``acc``, those that receive views of
     collections.
+
+    With a ``cache_key`` (what else determines the compiled code: backend,
+    launch shape, options) the function is defined from a file of the disk
+    cache (see :mod:`portable.kernel_cache`), and its ``disk_cached`` attribute
+    says whether that worked (then the backend's compiler may cache it too).
     """
     tree = copy.deepcopy(parsed.tree)
     fdef = tree.body[0]
@@ -890,12 +898,43 @@ def build_function(parsed: ParsedFunction, dialect: Dialect,
     injected.visit(fdef)
     namespace.update(injected.replacements)
     ast.fix_missing_locations(tree)
-    code = compile(tree, parsed.filename, "exec")
-    exec(code, namespace)  # defines the rewritten function in ``namespace``
-    built = namespace[fdef.name]
+    if cache_key is not None:
+        own = function_fingerprint(parsed)
+        parts = fingerprint((cache_key, [(i, spec.layout, spec.readonly) for i, spec in views]))
+        cache_key = None if own is None or parts is None else (own, parts)
+    built, built.disk_cached = cached_function(ast.unparse(tree), fdef.name, namespace,
+                                               cache_key, code=tree, origin=parsed.filename)
     #: per view parameter, the members the function uses (see expand_views)
     built.view_members = used_by
     return built
+
+
+def function_fingerprint(parsed: ParsedFunction) -> str | None:
+    """A hash of a kernel's or device function's source and of the globals it
+    uses (device functions it calls by theirs), or ``None`` when one of those
+    has no fingerprint (see :func:`portable.kernel_cache.fingerprint`).
+
+    Example::
+
+        >>> def twice(x):
+        ...     return 2 * x
+        >>> len(function_fingerprint(parse_function(twice, needs_acc=False)))
+        64
+    """
+    fdef = parsed.tree.body[0]
+    namespace = _namespace(parsed.func)
+    local = set(parsed.params) | _assigned(fdef)
+    uses: dict[str, str | None] = {}
+    for node in ast.walk(fdef):
+        if isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Load):
+            ok, value = _global_value(node, namespace, local)
+            if ok:
+                uses[ast.unparse(node)] = fingerprint(value)
+    if None in uses.values():
+        return None
+    text = f"{parsed.filename}:{parsed.func.__code__.co_firstlineno}\n" \
+           f"{ast.unparse(parsed.tree)}\n{sorted(uses.items())}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _as_list(node: Any) -> list[ast.stmt]:

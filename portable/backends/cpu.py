@@ -27,7 +27,7 @@ import numba
 import numpy as np
 from numba.core.errors import NumbaError
 
-from .. import numba_env
+from .. import kernel_cache, numba_env
 from ..backend import Backend, register
 from ..collection import View
 from ..device import Device, DeviceLimits
@@ -233,8 +233,9 @@ class CpuBackend(Backend):
 
     def compile_device_function(self, function: DeviceFunction, key: Any) -> Any:
         ndim, checked = key
-        py = build_function(function.parsed, cpu_dialect(ndim), global_resolver(self, key))
-        return numba.njit(py, error_model="numpy", boundscheck=checked)
+        py = build_function(function.parsed, cpu_dialect(ndim), global_resolver(self, key),
+                            cache_key=("device", self.name, ndim, checked))
+        return numba.njit(py, error_model="numpy", boundscheck=checked, cache=py.disk_cached)
 
     def _driver(self, kernel: Kernel, ndim: int, nargs: int,
                 views: tuple[tuple[int, ViewParam], ...], checked: bool) -> Any:
@@ -242,10 +243,13 @@ class CpuBackend(Backend):
         found = kernel.compiled.get(key)
         if found is None:
             py = build_function(kernel.parsed, cpu_dialect(ndim),
-                                global_resolver(self, (ndim, checked)), views=views)
-            body = numba.njit(py, error_model="numpy", nogil=True, boundscheck=checked)
+                                global_resolver(self, (ndim, checked)), views=views,
+                                cache_key=("kernel", self.name, ndim, checked))
+            body = numba.njit(py, error_model="numpy", nogil=True, boundscheck=checked,
+                              cache=py.disk_cached)
             parallel = self.parallel and not checked  # see the module's docstring
-            found = kernel.compiled[key] = _make_driver(body, ndim, nargs, parallel)
+            found = kernel.compiled[key] = _make_driver(body, ndim, nargs, parallel,
+                                                               py.disk_cached)
         return found
 
     def launch(self, queue: Queue, workdiv: WorkDiv, kernel: Kernel,
@@ -274,8 +278,9 @@ class CpuBackend(Backend):
         queue.native.submit(run)
 
 
-def _make_driver(body: Any, ndim: int, nargs: int, parallel: bool) -> Any:
-    """A jitted loop over all blocks that calls the kernel ``body`` once per block."""
+def _make_driver(body: Any, ndim: int, nargs: int, parallel: bool, on_disk: bool) -> Any:
+    """A jitted loop over all blocks that calls the kernel ``body`` once per block;
+    in the disk cache, keyed by ``body``'s cache file, when ``body`` is (``on_disk``)."""
     names = ", ".join(f"a{i}" for i in range(nargs))
     lines = [f"def driver(blocks, elements{', ' if nargs else ''}{names}):",
              "    total = " + " * ".join(f"blocks[{d}]" for d in range(ndim)),
@@ -287,8 +292,10 @@ def _make_driver(body: Any, ndim: int, nargs: int, parallel: bool) -> Any:
                     + [f"elements[{d}]" for d in range(ndim)])
     lines.append(f"        body(({acc},){', ' if nargs else ''}{names})")
     namespace: dict[str, Any] = {"loop": numba.prange if parallel else range, "body": body}
-    exec("\n".join(lines), namespace)
-    return numba.njit(namespace["driver"], parallel=parallel, nogil=True)
+    key = ("driver", body.py_func.__module__, parallel) if on_disk else None
+    driver, cached = kernel_cache.cached_function("\n".join(lines) + "\n", "driver",
+                                                  namespace, key)
+    return numba.njit(driver, parallel=parallel, nogil=True, cache=cached)
 
 
 class CpuSerial(CpuBackend):

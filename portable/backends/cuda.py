@@ -289,8 +289,14 @@ class CudaBackend(Backend):
                           f"{copy}")
 
     def compile_device_function(self, function: DeviceFunction, key: Any) -> Any:
-        py = build_function(function.parsed, cuda_dialect(key), global_resolver(self, key))
-        return self.cuda.jit(py, device=True)
+        py = build_function(function.parsed, cuda_dialect(key), global_resolver(self, key),
+                            cache_key=self._cache_key("device", key))
+        return self.cuda.jit(py, device=True, cache=py.disk_cached)
+
+    def _cache_key(self, kind: str, key: tuple[int, tuple[int, ...]]) -> Any:
+        """What keys a function in the disk cache besides its source; ``None`` (no
+        disk cache) under the simulator, which compiles nothing."""
+        return None if self.simulated else (kind, self.name, key)
 
     def _dispatcher(self, kernel: Kernel, key: tuple[int, tuple[int, ...]],
                     views: tuple[tuple[int, ViewParam], ...]) -> tuple[Any, list[Any]]:
@@ -299,11 +305,13 @@ class CudaBackend(Backend):
         found = kernel.compiled.get((self.name, key, views))
         if found is None:
             py = build_function(kernel.parsed, cuda_dialect(key), global_resolver(self, key),
-                                drop_acc=True, views=views)
+                                drop_acc=True, views=views,
+                                cache_key=self._cache_key("kernel", key))
             members: list[Any] = [None] * len(kernel.params)
             for index, _ in views:
                 members[index] = py.view_members[kernel.params[index]]
-            found = kernel.compiled[(self.name, key, views)] = (self.cuda.jit(py), members)
+            dispatcher = self.cuda.jit(py, cache=py.disk_cached)
+            found = kernel.compiled[(self.name, key, views)] = (dispatcher, members)
         return found
 
     def strided_view(self, buffer: Any, offset: int, shape: tuple[int, ...],
