@@ -52,8 +52,17 @@ def cache_dir() -> str | None:
 
     Example::
 
-        >>> cache_dir()  # for the user ana, with neither variable set
-        '/home/ana/.cache/portable-kernels'
+        >>> import os
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"PORTABLE_CACHE_DIR": "~/kernels"}):
+        ...     cache_dir() == os.path.expanduser("~/kernels")
+        True
+        >>> with mock.patch.dict(os.environ, {"PORTABLE_CACHE": "0"}):
+        ...     cache_dir() is None
+        True
+
+    With neither variable set it is ``$XDG_CACHE_HOME/portable-kernels``, else
+    ``~/.cache/portable-kernels``.
     """
     if os.environ.get(CACHE_VAR, "1").strip() == "0":
         return None
