@@ -24,6 +24,17 @@ if TYPE_CHECKING:
     from .device import Device
     from .queue import Queue
 
+# Device and Queue, imported at the first check (their modules import this one)
+_Device: Any = None
+_Queue: Any = None
+
+
+def _load_types() -> None:
+    global _Device, _Queue
+    from .device import Device
+    from .queue import Queue
+    _Device, _Queue = Device, Queue
+
 
 def describe(value: Any) -> str:
     """``value`` for an error message: its type and a short repr."""
@@ -36,13 +47,13 @@ def describe(value: Any) -> str:
 def expect_device(value: Any, arg: str, where: str) -> Device:
     """``value`` if it is a :class:`~portable.Device`, else an :class:`ArgumentError`
     that says how to get one from what was given."""
-    from .device import Device
-    from .queue import Queue
-    if isinstance(value, Device):
+    if _Device is None:
+        _load_types()
+    if isinstance(value, _Device):
         return value
     if isinstance(value, str):
         fix = f"use pt.get_device({value!r})"
-    elif isinstance(value, Queue):
+    elif isinstance(value, _Queue):
         fix = "use queue.device"
     else:
         fix = "use pt.get_device(backend_name, index)"
@@ -53,11 +64,11 @@ def expect_device(value: Any, arg: str, where: str) -> Device:
 def expect_queue(value: Any, arg: str, where: str) -> Queue:
     """``value`` if it is a :class:`~portable.Queue`, else an :class:`ArgumentError`
     that says how to make one."""
-    from .device import Device
-    from .queue import Queue
-    if isinstance(value, Queue):
+    if _Queue is None:
+        _load_types()
+    if isinstance(value, _Queue):
         return value
-    if isinstance(value, Device):
+    if isinstance(value, _Device):
         fix = "make one with pt.Queue(device)"
     elif isinstance(value, str):
         fix = f"make one with pt.Queue(pt.get_device({value!r}))"

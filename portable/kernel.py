@@ -280,6 +280,13 @@ def argument_problem(value: Any) -> str | None:
         >>> argument_problem(None)
         'is None; pass an array or a number'
     """
+    kind = type(value)
+    if kind is np.ndarray:  # the common kinds first; the checks below agree with these
+        return _dtype_problem(value.dtype)
+    if kind is float or kind is bool or (kind is int and value in _INT64):
+        return None
+    if kind is View and "dtype" not in value.layout._by_name:
+        return None  # as getattr(value, "dtype", None) finds, without a failed lookup
     if value is None:
         return "is None; pass an array or a number"
     if isinstance(value, (str, bytes)):
