@@ -159,6 +159,7 @@ class Model:
         cast = self.cast
 
         def run() -> None:
+            _apply_threads(torch)
             with _on_stream(queue), torch.inference_mode():
                 try:
                     result = module(*inputs)
@@ -518,10 +519,25 @@ def aot_compile(module: Any, example_inputs: tuple[Any, ...], path: str | Path,
                                                     inductor_configs=options)
 
 
+#: the intra-op thread count :func:`set_threads` asked for, applied in every thread that
+#: runs a model (torch's count is a per-thread OpenMP setting: a count set in one thread
+#: leaves the framework's worker threads with one thread per core each)
+_intra_threads: int | None = None
+_threads_applied = threading.local()
+
+
+def _apply_threads(torch: Any) -> None:
+    """Give the calling thread the intra-op thread count :func:`set_threads` chose."""
+    if _intra_threads is not None and getattr(_threads_applied, "count", None) != _intra_threads:
+        torch.set_num_threads(_intra_threads)
+        _threads_applied.count = _intra_threads
+
+
 def set_threads(intra: int = 1, inter: int = 1) -> None:
     """Limit torch's intra-op and inter-op threads (one each by default), so the
-    host framework owns the cores. Inter-op threads can only be set before torch
-    runs parallel work; a later call leaves them as they are.
+    host framework owns the cores. The intra-op count holds in every thread that runs
+    an :class:`Model` (torch keeps it per thread). Inter-op threads can only be set
+    before torch runs parallel work; a later call leaves them as they are.
 
     Example::
 
@@ -532,8 +548,10 @@ def set_threads(intra: int = 1, inter: int = 1) -> None:
         portable.errors.ArgumentError: ml.set_threads: argument 'intra' must be an integer >= 1, got 0
     """
     import torch
+    global _intra_threads
     intra = expect_count(intra, "intra", "ml.set_threads", least=1)
     inter = expect_count(inter, "inter", "ml.set_threads", least=1)
+    _intra_threads = intra
     torch.set_num_threads(intra)
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(inter)

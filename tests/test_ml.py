@@ -961,3 +961,32 @@ def test_one_model_serves_many_queues_from_many_threads_deployed_once(queue):
     assert not failures
     assert model.deployments == 1
     assert model.queue is None  # no default queue was needed
+
+
+def test_set_threads_holds_in_the_threads_that_run_models(monkeypatch):
+    """torch keeps its intra-op thread count per thread (an OpenMP setting): a count
+    set in the main thread leaves a worker thread's matmuls on every core. Each
+    thread that runs a model must set it itself."""
+    import threading
+    ml.set_threads(1, 1)
+    calls = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads",
+                        lambda n: (calls.append((threading.get_ident(), n)), real(n)))
+    collection = pt.PortableCollection(Hits, 8, HOST, zero=True)
+    inputs, outputs = ml.SoAMetadata(collection), ml.SoAMetadata(collection)
+    inputs.append_block("x", "x")
+    outputs.append_block("tot", "tot")
+    model = ml.Model(Doubler())
+    workers = []
+
+    def work():
+        workers.append(threading.get_ident())
+        queue = pt.Queue(HOST)
+        for _ in range(3):
+            model(ml.ModelMetadata(inputs, outputs), queue=queue)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert calls == [(workers[0], 1)]  # once in the worker, not again on later calls
