@@ -59,15 +59,22 @@ KERNELS = textwrap.dedent('''
             out[j, i] = a[i, j]
 
     queue = pt.Queue(pt.get_device())
-    x, y, out = np.linspace(0, 1, 1000), np.ones(1000), np.empty(1000)
-    counts, a = np.zeros(10, np.int64), np.arange(12.0).reshape(3, 4)
+
+    def on_device(host):
+        buffer = pt.alloc_buffer(queue.device, host.shape, host.dtype)
+        pt.memcpy(queue, buffer, host)
+        return buffer
+
+    x, y, out = on_device(np.linspace(0, 1, 1000)), on_device(np.ones(1000)), on_device(np.empty(1000))
+    counts, a = on_device(np.zeros(10, np.int64)), on_device(np.arange(12.0).reshape(3, 4))
+    transposed = on_device(np.empty((4, 3)))
     work = pt.make_workdiv(queue.device, x.size)
     launches = {
         "axpy": lambda: pt.launch(queue, work, axpy, 2.0, x, y, out),
         "smear": lambda: pt.launch(queue, work, smear, x, 0.3, out),
         "histogram": lambda: pt.launch(queue, work, histogram, x, 0.0, 0.1, counts),
         "transpose": lambda: pt.launch(queue, pt.make_workdiv(queue.device, a.shape),
-                                       transpose, a, np.empty((4, 3))),
+                                       transpose, a, transposed),
     }
     times = {}
     for name, run in launches.items():
