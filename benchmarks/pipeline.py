@@ -54,6 +54,7 @@ import portable.pipeline as pp
 from examples import calo_pipeline
 from examples.calo.generator import Event
 from portable.allocator import ALIGNMENT
+from portable.memory import address_of
 from portable.pipeline import cli, memory
 
 BACKENDS = ("cpu_serial", "cpu_threads", "cuda")
@@ -125,16 +126,11 @@ class PlainAllocator:
             start = -raw.ctypes.data % ALIGNMENT
             return np.ndarray(dims, dtype, buffer=raw, offset=start, strides=strides)
         raw = pt.alloc_buffer(self.device, nbytes + ALIGNMENT, np.uint8)
-        start = -_address(raw) % ALIGNMENT
+        start = -address_of(raw) % ALIGNMENT
         return self.device.backend.strided_view(raw, start, dims, strides, dtype)
 
     def free(self, array: Any, queue: pt.Queue) -> None:
         """Nothing to give back: the memory goes with the array's last reference."""
-
-
-def _address(array: Any) -> int:
-    interface = getattr(array, "__cuda_array_interface__", None)
-    return int(interface["data"][0]) if interface else int(array.ctypes.data)
 
 
 @contextlib.contextmanager

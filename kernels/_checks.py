@@ -15,6 +15,7 @@ import numpy as np
 import portable as pt
 from portable.checks import describe, expect_queue
 from portable.errors import ArgumentError
+from portable.memory import address_of
 
 #: element types of the arithmetic operations (sums, scans, maps)
 NUMERIC = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int32), np.dtype(np.int64))
@@ -115,8 +116,7 @@ def _check_writable(op: str, name: str, value: Any, view: Any) -> None:
 
 def _byte_span(view: Any) -> tuple[int, int]:
     """The bytes ``[first, end)`` that a 1-D native array spans (empty for no elements)."""
-    interface = getattr(view, "__cuda_array_interface__", None) or view.__array_interface__
-    start = interface["data"][0]
+    start = address_of(view)
     if view.size == 0:
         return start, start
     reach = (view.size - 1) * view.strides[0]

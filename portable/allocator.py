@@ -39,7 +39,6 @@ One allocator serves one device and any number of host threads.
 """
 from __future__ import annotations
 
-import math
 import os
 import threading
 import weakref
@@ -49,11 +48,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .checks import describe, expect_count, expect_device, expect_flag, expect_queue
-from .collection import _address
 from .device import Device
 from .errors import ArgumentError, PortableError
 from .event import Event
-from .memory import _shape, buffer_dtype
+from .memory import _shape, address_of, buffer_dtype, request_bytes
 from .queue import Queue
 
 #: every block starts on a multiple of this many bytes
@@ -190,10 +188,7 @@ class CachingAllocator:
         queue = self._own_queue(queue, where)
         dims = (shape,) if type(shape) is int and shape >= 0 else _shape(shape, where)
         dt = buffer_dtype(dtype, where)
-        nbytes = math.prod(dims) * dt.itemsize
-        if nbytes >= 2**63:
-            raise ArgumentError(f"{where}: shape {dims} of {dt} would take {nbytes} bytes, "
-                                f"more than any machine can address")
+        nbytes = request_bytes(dims, dt, where)
         size = max(MIN_BIN_BYTES, 1 << (nbytes - 1).bit_length())
         cached = size <= self.max_bin_bytes
         with self._lock:
@@ -343,9 +338,9 @@ class CachingAllocator:
 
     def _aligned(self, size: int, cached: bool) -> _Block:
         raw = self._raw(size)
-        if _address(raw) % ALIGNMENT:  # host memory: ask again with room to align
+        if address_of(raw) % ALIGNMENT:  # host memory: ask again with room to align
             raw = self._raw(size + ALIGNMENT - 1)
-        return _Block(raw, -_address(raw) % ALIGNMENT, size, cached)
+        return _Block(raw, -address_of(raw) % ALIGNMENT, size, cached)
 
     def _not_live(self, array: Any, where: str) -> ArgumentError:
         freed = self._freed.get(id(array))

@@ -46,7 +46,7 @@ from .checks import describe, expect_count, expect_device, expect_flag, expect_q
 from .device import Device, get_device
 from .errors import ArgumentError, PortableError
 from .layout import Layout, LayoutError, block_offsets
-from .memory import alloc_buffer, alloc_host_buffer, memcpy, memset
+from .memory import address_of, alloc_buffer, alloc_host_buffer, memcpy, memset
 from .queue import Queue
 
 __all__ = ["CollectionAttributeError", "CollectionFileError", "CollectionFileMissing",
@@ -582,14 +582,6 @@ def _expect_blocks(blocks: Any, where: str) -> list[tuple[type[Layout], int]]:
     return pairs
 
 
-def _address(array: Any) -> int:
-    """The address of an array's first byte: host, GPU, or the CUDA simulator's."""
-    interface = getattr(array, "__cuda_array_interface__", None)
-    if interface is not None:
-        return interface["data"][0] or 0
-    return array.ctypes.data  # NumPy arrays, and the simulator's, which wrap one
-
-
 def _adopt(buffer: Any, device: Device, layout: type[Layout], capacity: int, nbytes: int,
            where: str) -> Any:
     """``buffer``'s first ``nbytes`` as a collection's bytes, once every check passes."""
@@ -613,7 +605,7 @@ def _adopt(buffer: Any, device: Device, layout: type[Layout], capacity: int, nby
     if shape[0] < nbytes:
         raise ArgumentError(f"{where}: argument 'buffer' has {shape[0]} bytes but "
                             f"{layout.__name__} needs {nbytes} for capacity {capacity}")
-    address, alignment = _address(native), layout.alignment
+    address, alignment = address_of(native), layout.alignment
     if address % alignment:
         raise ArgumentError(
             f"{where}: argument 'buffer' starts at address {address:#x}, not on "
@@ -637,10 +629,10 @@ def _new_buffer(device: Device, nbytes: int, alignment: int, pinned: bool, where
         return alloc_host_buffer(size, np.uint8, pinned=pinned)
 
     raw = allocate(nbytes)
-    if _address(raw) % alignment == 0:
+    if address_of(raw) % alignment == 0:
         return raw
     raw = allocate(nbytes + alignment)
-    start = -_address(raw) % alignment
+    start = -address_of(raw) % alignment
     return raw[start:start + nbytes]
 
 

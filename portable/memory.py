@@ -33,14 +33,45 @@ def _shape(shape: Any, where: str) -> tuple[int, ...]:
     return tuple(int(d) for d in dims)
 
 
-@contextlib.contextmanager
-def _sized(where: str, dims: tuple[int, ...], dtype: np.dtype, place: str) -> Iterator[None]:
-    """Refuse a request larger than any address space, and name the request when the
-    allocation inside the block fails for want of memory."""
+def request_bytes(dims: tuple[int, ...], dtype: np.dtype, where: str) -> int:
+    """The bytes an array of ``dims`` and ``dtype`` takes; an :class:`ArgumentError`
+    for a request larger than any address space.
+
+    Example::
+
+        >>> import numpy as np
+        >>> request_bytes((10, 3), np.dtype(np.float32), "pt.alloc_buffer")
+        120
+    """
     nbytes = math.prod(dims) * dtype.itemsize
     if nbytes >= 2**63:
         raise ArgumentError(f"{where}: shape {dims} of {dtype} would take {nbytes} bytes, "
                             f"more than any machine can address")
+    return nbytes
+
+
+def address_of(array: Any) -> int:
+    """The address of an array's first byte: a host array's, a GPU array's (through
+    ``__cuda_array_interface__``) or the CUDA simulator's (a NumPy array inside).
+
+    Example::
+
+        >>> import numpy as np
+        >>> a = np.zeros(4)
+        >>> address_of(a[1:]) - address_of(a)
+        8
+    """
+    interface = getattr(array, "__cuda_array_interface__", None)
+    if interface is not None:
+        return int(interface["data"][0] or 0)
+    return int(array.ctypes.data)
+
+
+@contextlib.contextmanager
+def _sized(where: str, dims: tuple[int, ...], dtype: np.dtype, place: str) -> Iterator[None]:
+    """Refuse a request larger than any address space, and name the request when the
+    allocation inside the block fails for want of memory."""
+    nbytes = request_bytes(dims, dtype, where)
     try:
         yield
     except (MemoryError, ValueError) as err:

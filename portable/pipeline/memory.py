@@ -24,7 +24,7 @@ from ..allocator import ALIGNMENT, CachingAllocator, caching_allocator
 from ..collection import PortableCollection
 from ..device import Device, get_device
 from ..layout import Layout
-from ..memory import memcpy
+from ..memory import address_of, memcpy
 from ..queue import Queue
 
 
@@ -59,7 +59,7 @@ class EventMemory:
         nbytes = layout.byte_size(capacity)
         spare = 0 if ALIGNMENT % layout.alignment == 0 else layout.alignment
         raw = self.alloc(queue, nbytes + spare, np.uint8, pinned)
-        start = -_address(raw) % layout.alignment
+        start = -address_of(raw) % layout.alignment
         device = get_device("cpu_serial") if pinned else queue.device
         return PortableCollection(layout, size, device, capacity=capacity,
                                   buffer=raw[start:start + nbytes])
@@ -88,10 +88,3 @@ def is_memory(value: Any, device: Device) -> bool:
     return isinstance(value, PortableCollection) or (
         not isinstance(value, (bool, int, float, complex, str, bytes)) and
         device.backend.as_array(value) is not None)
-
-
-def _address(array: Any) -> int:
-    interface = getattr(array, "__cuda_array_interface__", None)
-    if interface is not None:
-        return int(interface["data"][0] or 0)
-    return int(array.ctypes.data)
