@@ -21,6 +21,8 @@ Example::
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 from .errors import PipelineError
@@ -36,7 +38,7 @@ class Graph:
     dependents: dict[str, list[str]]
     order: list[str]
 
-    @property
+    @functools.cached_property
     def roots(self) -> list[str]:
         """The modules that wait for nothing, in listed order."""
         return [m for m in self.order if not self.depends_on[m]]

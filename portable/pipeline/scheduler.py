@@ -140,10 +140,7 @@ class Scheduler:
                     self._idle.set()
             return
         run = EventRun(slot, item[0], item[1], self.graph)
-        roots = self.graph.roots
-        if not roots:
-            self._finish(run)
-        for name in roots:
+        for name in self.graph.roots:  # a checked graph has one at least
             self._ready(run, name)
 
     def _ready(self, run: EventRun, name: str) -> None:
@@ -180,7 +177,7 @@ class Scheduler:
         """Wait (on a waiting thread) for every queue the event used, then end it."""
         ends = []
         for queue, _ in run.queues.values():
-            end = QueueEvent(queue.device)
+            end = QueueEvent(queue.device, timing=False)
             end.record(queue)
             ends.append(end)
         pending = [end for end in ends if not end.query()]
@@ -278,7 +275,7 @@ class Scheduler:
                 queue = run.fresh_queue(product.device, f"copy of {token} for {user}")
                 queue.wait_for(product.ready)
                 product.host_value = run.memory.host_copy(queue, product.value)
-                product.host_ready = QueueEvent(queue.device)
+                product.host_ready = QueueEvent(queue.device, timing=False)
                 product.host_ready.record(queue)
                 with self.lock:
                     self.copies += 1
@@ -298,7 +295,7 @@ class Scheduler:
             with self._timed(name, ctx, counted=not isinstance(module, ExternalWork)):
                 if isinstance(module, ExternalWork):
                     module.acquire(event, ctx)
-                    acquired = QueueEvent(ctx.device)
+                    acquired = QueueEvent(ctx.device, timing=False)
                     acquired.record(ctx.queue)
                 elif isinstance(module, Producer):
                     module.produce(event, ctx)
@@ -346,7 +343,7 @@ class Scheduler:
         for product in event.products.values():
             if is_memory(product.value, ctx.device):
                 if ready is None:
-                    ready = QueueEvent(ctx.device)
+                    ready = QueueEvent(ctx.device, timing=False)
                     ready.record(ctx.queue)
                 product.device, product.queue, product.ready = ctx.device, ctx.queue, ready
         with run.lock:
