@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import difflib
+import functools
 import os
 import shutil
 import threading
@@ -288,6 +289,7 @@ def _summary(value: Any) -> str:
     return describe(value)
 
 
+@functools.lru_cache(maxsize=None)  # a pure function of dtypes, asked on every call
 def _castable(source: Any, target: Any, rule: str) -> bool:
     """Whether torch dtype ``source`` casts to ``target`` under NumPy's ``rule``.
     bfloat16 stands in as float16, which casts like it but to and from each other

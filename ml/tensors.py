@@ -44,11 +44,11 @@ class BlockGeometry:
 
 def torch_device(collection: PortableCollection) -> Any:
     """The torch device of ``collection``'s memory; an error if torch cannot reach it."""
-    import numba
     import torch
     device = collection.device
     if not device.backend.is_gpu:
         return torch.device("cpu")
+    import numba
     if device.backend.name == "cuda" and numba.config.ENABLE_CUDASIM:
         raise PortableError(f"the collection lives on {device} in Numba's CUDA simulator, "
                             f"whose memory torch cannot reach; run ml on a CPU backend or "
