@@ -51,7 +51,7 @@ from .checks import describe, expect_count, expect_device, expect_flag, expect_q
 from .device import Device
 from .errors import ArgumentError, PortableError
 from .event import Event
-from .memory import _shape, address_of, buffer_dtype, request_bytes
+from .memory import _shape, aligned_bytes, buffer_dtype, request_bytes
 from .queue import Queue
 
 #: every block starts on a multiple of this many bytes
@@ -337,10 +337,8 @@ class CachingAllocator:
                 f"{type(err).__name__}: {err}; allocator state: {self!r}") from None
 
     def _aligned(self, size: int, cached: bool) -> _Block:
-        raw = self._raw(size)
-        if address_of(raw) % ALIGNMENT:  # host memory: ask again with room to align
-            raw = self._raw(size + ALIGNMENT - 1)
-        return _Block(raw, -address_of(raw) % ALIGNMENT, size, cached)
+        raw, start = aligned_bytes(self._raw, size, ALIGNMENT, exact_first=True)
+        return _Block(raw, start, size, cached)
 
     def _not_live(self, array: Any, where: str) -> ArgumentError:
         freed = self._freed.get(id(array))

@@ -46,7 +46,7 @@ from .checks import describe, expect_count, expect_device, expect_flag, expect_q
 from .device import Device, get_device
 from .errors import ArgumentError, PortableError
 from .layout import Layout, LayoutError, block_offsets
-from .memory import address_of, alloc_buffer, alloc_host_buffer, memcpy, memset
+from .memory import address_of, aligned_bytes, alloc_buffer, alloc_host_buffer, memcpy, memset
 from .queue import Queue
 
 __all__ = ["CollectionAttributeError", "CollectionFileError", "CollectionFileMissing",
@@ -628,11 +628,7 @@ def _new_buffer(device: Device, nbytes: int, alignment: int, pinned: bool, where
             return alloc_buffer(device, size, np.uint8)
         return alloc_host_buffer(size, np.uint8, pinned=pinned)
 
-    raw = allocate(nbytes)
-    if address_of(raw) % alignment == 0:
-        return raw
-    raw = allocate(nbytes + alignment)
-    start = -address_of(raw) % alignment
+    raw, start = aligned_bytes(allocate, nbytes, alignment, exact_first=gpu or pinned)
     return raw[start:start + nbytes]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -65,6 +65,29 @@ def address_of(array: Any) -> int:
     if interface is not None:
         return int(interface["data"][0] or 0)
     return int(array.ctypes.data)
+
+
+def aligned_bytes(allocate: Callable[[int], Any], nbytes: int, alignment: int, *,
+                  exact_first: bool) -> tuple[Any, int]:
+    """A byte buffer from ``allocate(size)`` and the offset in it where ``nbytes`` bytes
+    start on ``alignment``. With ``exact_first`` (memory that usually comes aligned:
+    device and page-locked memory) ``nbytes`` are asked for first, and more only if
+    they come off; otherwise room to align is asked for at once.
+
+    Example::
+
+        >>> import numpy as np
+        >>> raw, start = aligned_bytes(lambda n: np.empty(n, np.uint8), 100, 64,
+        ...                            exact_first=False)
+        >>> (address_of(raw) + start) % 64, raw.size - start >= 100
+        (0, True)
+    """
+    if exact_first:
+        raw = allocate(nbytes)
+        if address_of(raw) % alignment == 0:
+            return raw, 0
+    raw = allocate(nbytes + alignment - 1)
+    return raw, -address_of(raw) % alignment
 
 
 @contextlib.contextmanager
