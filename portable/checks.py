@@ -22,18 +22,21 @@ from .errors import ArgumentError
 
 if TYPE_CHECKING:
     from .device import Device
+    from .event import Event
     from .queue import Queue
 
-# Device and Queue, imported at the first check (their modules import this one)
+# Device, Queue and Event, imported at the first check (their modules import this one)
 _Device: Any = None
 _Queue: Any = None
+_Event: Any = None
 
 
 def _load_types() -> None:
-    global _Device, _Queue
+    global _Device, _Queue, _Event
     from .device import Device
+    from .event import Event
     from .queue import Queue
-    _Device, _Queue = Device, Queue
+    _Device, _Queue, _Event = Device, Queue, Event
 
 
 def describe(value: Any) -> str:
@@ -76,6 +79,25 @@ def expect_queue(value: Any, arg: str, where: str) -> Queue:
         fix = "make one with pt.Queue(pt.get_device(backend_name))"
     raise ArgumentError(f"{where}: argument {arg!r} must be a pt.Queue, got "
                         f"{describe(value)}; {fix}")
+
+
+def expect_event(value: Any, arg: str, where: str, fix: str = "") -> Event:
+    """``value`` if it is a :class:`~portable.Event`, else an :class:`ArgumentError`
+    naming ``arg`` (and ``fix``, when given).
+
+    Example::
+
+        >>> expect_event(3, "event", "queue.wait_for")
+        Traceback (most recent call last):
+        ...
+        portable.errors.ArgumentError: queue.wait_for: argument 'event' must be a pt.Event, got the int 3
+    """
+    if _Event is None:
+        _load_types()
+    if isinstance(value, _Event):
+        return value
+    raise ArgumentError(f"{where}: argument {arg!r} must be a pt.Event, got "
+                        f"{describe(value)}{'; ' + fix if fix else ''}")
 
 
 def expect_count(value: Any, arg: str, where: str, least: int = 0) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from .device import Device
-from .checks import describe, expect_device, expect_flag, expect_queue
-from .errors import ArgumentError, PortableError
+from .checks import expect_device, expect_event, expect_flag, expect_queue
+from .errors import PortableError
 from .queue import Queue
 
 
@@ -59,9 +59,7 @@ class Event:
 
         Both must have completed (call ``end.synchronize()`` first).
         """
-        if not isinstance(end, Event):
-            raise ArgumentError(f"event.elapsed_ms: argument 'end' must be a pt.Event, got "
-                                f"{describe(end)}")
+        end = expect_event(end, "end", "event.elapsed_ms")
         if not (self.timing and end.timing):
             raise PortableError("event.elapsed_ms: both events must be made with timing=True "
                                 "(the default)")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .device import Device, get_device
-from .checks import describe, expect_device, expect_flag
-from .errors import ArgumentError, PortableError
+from .checks import expect_device, expect_event, expect_flag
+from .errors import PortableError
 
 if TYPE_CHECKING:
     from .event import Event
@@ -63,10 +63,8 @@ class Queue:
 
     def wait_for(self, event: Event) -> None:
         """Make later work on this queue wait for ``event``; the host does not block."""
-        from .event import Event
-        if not isinstance(event, Event):
-            raise ArgumentError(f"queue.wait_for: argument 'event' must be a pt.Event, got "
-                                f"{describe(event)}; record one with event.record(queue)")
+        event = expect_event(event, "event", "queue.wait_for",
+                             "record one with event.record(queue)")
         if event.device.backend is not self.backend:
             raise PortableError(
                 f"event on {event.device} cannot order a queue on {self.device}")
