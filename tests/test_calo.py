@@ -16,14 +16,15 @@ from portable.testing import every_backend, host_copy, is_simulated, poisoned
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from examples.calo import reference  # noqa: E402
-from examples.calo.clue import ClueParams, build_tiles, cluster  # noqa: E402
-from examples.calo.features import cluster_features, select  # noqa: E402
+from examples.calo.clue import (ClueParams, build_tiles, cluster, device_count,  # noqa: E402
+                                enqueue_cluster)
+from examples.calo.features import cluster_features, enqueue_select, select  # noqa: E402
 from examples.calo.generator import (ENERGY_LSB, SHAPES, Event, EventShape,  # noqa: E402
                                      Geometry, generate, upload)
-from examples.calo.layouts import FLOAT_FEATURES, INT_FEATURES, Clusters  # noqa: E402
+from examples.calo.layouts import FLOAT_FEATURES, INT_FEATURES, Clusters, Hits, head  # noqa: E402
 from examples.calo.model import ClusterScorer, score  # noqa: E402
 from examples.calo.pipeline import EventOutputs  # noqa: E402
-from examples.calo.validate import SCORE_ATOL, validate  # noqa: E402
+from examples.calo.validate import SCORE_ATOL, check, validate  # noqa: E402
 
 HIT_RESULTS = ("rho", "delta", "nearest_higher", "is_seed", "cluster_id")
 #: a shape small enough for the CUDA simulator's one OS thread per GPU thread
@@ -147,6 +148,41 @@ def test_features_scores_and_selection(queue):
             assert n_selected == int((scores > threshold).sum())
             outputs = EventOutputs(hits, clusters, n_selected, selected)
             assert validate(queue, event, params, outputs, module, threshold) == []
+
+
+@every_backend
+def test_rows_after_the_counts_change_nothing(queue):
+    """Hits and clusters in collections with more rows than the event, every byte
+    poisoned, the counts on the device: the event's rows equal the reference, the
+    clusters' other rows are zeros, and the selection takes none of them."""
+    shape = MICRO if is_simulated(queue.backend.name) else SHAPES["small"]
+    params = ClueParams.for_geometry(shape.geometry)
+    event, want = expected(shape, 1)
+    n, n_clusters = event.n_hits, want.n_clusters
+    hits = pt.PortableCollection(Hits, n + 37, queue.device)
+    pt.memset(queue, hits.buffer, 0xFF)
+    for name in ("layer", "x", "y", "energy"):
+        pt.memcpy(queue, hits.column(name)[:n], getattr(event, name))
+    alloc = poisoning(queue)
+    n_hits = device_count(queue, n, alloc)
+    count = enqueue_cluster(queue, hits, params, alloc, n_hits)
+    clusters = pt.PortableCollection(Clusters, n_clusters + 5, queue.device)
+    pt.memset(queue, clusters.buffer, 0xFF)
+    cluster_features(queue, hits, clusters, alloc, n_hits, count)
+    scores = np.random.default_rng(3).random(clusters.size, np.float32)
+    scores[n_clusters:] = 1.0  # above the threshold: only the count keeps them out
+    pt.memcpy(queue, clusters.column("score"), scores)
+    selected = poisoned(queue, clusters.size, np.int32)
+    n_selected = enqueue_select(queue, clusters, 0.5, selected, alloc, count)
+    host_hits = hits.to(queue, pt.get_device("cpu_serial"))
+    host_clusters = clusters.to(queue, pt.get_device("cpu_serial"))
+    assert host_copy(queue, count).tolist() == [n_clusters]
+    k = int(host_copy(queue, n_selected)[0])
+    assert k == int((scores[:n_clusters] > 0.5).sum())
+    assert check(event, params, head(host_hits, n), head(host_clusters, n_clusters),
+                 host_copy(queue, selected)[:k], None, 0.5) == []
+    for name in (*FLOAT_FEATURES, *INT_FEATURES):
+        assert not host_clusters.column(name)[n_clusters:].any(), name
 
 
 @every_backend

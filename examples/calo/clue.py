@@ -5,8 +5,8 @@ one queue:
 
 1. **tiles**: every hit gets the tile of its layer holding it (square tiles
    of ``tile_size`` cm, at least the largest search radius, so that every hit
-   within that radius lies in the 3 x 3 tiles around); a histogram counts the
-   hits per tile, an exclusive scan turns the counts into offsets, a scatter
+   within that radius lies in the 3 x 3 tiles around), counted per tile with
+   an atomic; an exclusive scan turns the counts into offsets, a scatter
    with an atomic cursor per tile lists each tile's hits, and each tile's list
    is sorted by hit index, so the tiles are the same on every backend;
 2. **local density** ``rho``: each hit sums its own energy plus half the
@@ -30,6 +30,11 @@ squared; with hits at cell centres of a grid whose pitch is a power of two
 multiples of a small power of two (the generator's ``ENERGY_LSB``) so are the
 densities, whatever the summation order: then every label agrees exactly
 with an independent implementation too (:mod:`examples.calo.reference`).
+
+The number of hits is read on the device (a one-element buffer), and every
+launch and buffer is sized by the collection's size: a collection allocated at
+a fixed capacity, with the event's hits at the front, gives the same launches
+for every event (what a captured CUDA graph replays).
 
 Example::
 
@@ -177,21 +182,35 @@ def workdiv(queue: pt.Queue, n: int) -> pt.WorkDiv:
 # -- kernels --------------------------------------------------------------------------
 
 @pt.kernel
-def assign_tiles(acc, hits, tile_size, per_side, n_layers, tile_of):
-    """``tile_of[i]``: the tile of hit ``i`` (layer-major, then y, then x)."""
-    for i in acc.uniform_elements(hits.size):
-        layer = min(max(hits.layer[i], 0), n_layers - 1)
-        tx = min(max(int(math.floor(hits.x[i] / tile_size)), 0), per_side - 1)
-        ty = min(max(int(math.floor(hits.y[i] / tile_size)), 0), per_side - 1)
-        tile_of[i] = (layer * per_side + ty) * per_side + tx
+def store_count(acc, count, value):
+    """``count[0] = value``."""
+    for _ in acc.uniform_elements(1):
+        count[0] = value
 
 
 @pt.kernel
-def scatter_to_tiles(acc, tile_of, offsets, fill, tile_hits):
+def assign_tiles(acc, hits, n_hits, tile_size, per_side, n_layers, tile_of, tile_counts):
+    """``tile_of[i]``: the tile of hit ``i < n_hits[0]`` (layer-major, then y, then x),
+    counted in ``tile_counts``."""
+    n = n_hits[0]
+    for i in acc.uniform_elements(hits.size):
+        if i < n:
+            layer = min(max(hits.layer[i], 0), n_layers - 1)
+            tx = min(max(int(math.floor(hits.x[i] / tile_size)), 0), per_side - 1)
+            ty = min(max(int(math.floor(hits.y[i] / tile_size)), 0), per_side - 1)
+            t = (layer * per_side + ty) * per_side + tx
+            tile_of[i] = t
+            acc.atomic_add(tile_counts, t, np.int32(1))
+
+
+@pt.kernel
+def scatter_to_tiles(acc, tile_of, n_hits, offsets, fill, tile_hits):
     """List every hit in its tile's range, at a position taken with an atomic."""
+    n = n_hits[0]
     for i in acc.uniform_elements(tile_of.size):
-        t = tile_of[i]
-        tile_hits[offsets[t] + acc.atomic_add(fill, t, np.int32(1))] = i
+        if i < n:
+            t = tile_of[i]
+            tile_hits[offsets[t] + acc.atomic_add(fill, t, np.int32(1))] = i
 
 
 @pt.kernel
@@ -209,101 +228,132 @@ def sort_tiles(acc, offsets, tile_hits):
 
 
 @pt.kernel
-def local_density(acc, hits, tile_of, offsets, tile_hits, per_side, dc2):
+def local_density(acc, hits, n_hits, tile_of, offsets, tile_hits, per_side, dc2):
     """``rho[i]``: hit ``i``'s energy plus half that of each other hit within ``dc``."""
     per_layer = per_side * per_side
     half = np.float32(0.5)
+    n = n_hits[0]
     for i in acc.uniform_elements(hits.size):
-        t = tile_of[i]
-        base = (t // per_layer) * per_layer
-        ty = (t - base) // per_side
-        tx = t - base - ty * per_side
-        xi = hits.x[i]
-        yi = hits.y[i]
-        rho = np.float32(0.0)
-        for ny in range(max(ty - 1, 0), min(ty + 2, per_side)):
-            for nx in range(max(tx - 1, 0), min(tx + 2, per_side)):
-                near = base + ny * per_side + nx
-                for k in range(offsets[near], offsets[near + 1]):
-                    j = tile_hits[k]
-                    if j == i:
-                        rho += hits.energy[j]
-                    else:
-                        dx = hits.x[j] - xi
-                        dy = hits.y[j] - yi
-                        if dx * dx + dy * dy <= dc2:
-                            rho += half * hits.energy[j]
-        hits.rho[i] = rho
+        if i < n:
+            t = tile_of[i]
+            base = (t // per_layer) * per_layer
+            ty = (t - base) // per_side
+            tx = t - base - ty * per_side
+            xi = hits.x[i]
+            yi = hits.y[i]
+            rho = np.float32(0.0)
+            for ny in range(max(ty - 1, 0), min(ty + 2, per_side)):
+                for nx in range(max(tx - 1, 0), min(tx + 2, per_side)):
+                    near = base + ny * per_side + nx
+                    for k in range(offsets[near], offsets[near + 1]):
+                        j = tile_hits[k]
+                        if j == i:
+                            rho += hits.energy[j]
+                        else:
+                            dx = hits.x[j] - xi
+                            dy = hits.y[j] - yi
+                            if dx * dx + dy * dy <= dc2:
+                                rho += half * hits.energy[j]
+            hits.rho[i] = rho
 
 
 @pt.kernel
-def nearest_higher(acc, hits, tile_of, offsets, tile_hits, per_side, dc2, dm2, rhoc):
-    """``nearest_higher``, ``delta`` and ``is_seed`` of every hit."""
+def nearest_higher(acc, hits, n_hits, tile_of, offsets, tile_hits, per_side, dc2, dm2, rhoc):
+    """``nearest_higher``, ``delta`` and ``is_seed`` of every hit ``i < n_hits[0]``;
+    ``is_seed`` is 0 in the rows after them (so that a scan over all rows counts
+    the seeds)."""
     per_layer = per_side * per_side
+    n = n_hits[0]
     for i in acc.uniform_elements(hits.size):
-        t = tile_of[i]
-        base = (t // per_layer) * per_layer
-        ty = (t - base) // per_side
-        tx = t - base - ty * per_side
-        xi = hits.x[i]
-        yi = hits.y[i]
-        rho_i = hits.rho[i]
-        best = -1
-        best_d2 = dm2
-        for ny in range(max(ty - 1, 0), min(ty + 2, per_side)):
-            for nx in range(max(tx - 1, 0), min(tx + 2, per_side)):
-                near = base + ny * per_side + nx
-                for k in range(offsets[near], offsets[near + 1]):
-                    j = tile_hits[k]
-                    rho_j = hits.rho[j]
-                    if rho_j > rho_i or (rho_j == rho_i and j < i):
-                        dx = hits.x[j] - xi
-                        dy = hits.y[j] - yi
-                        d2 = dx * dx + dy * dy
-                        if d2 <= dm2 and (best < 0 or d2 < best_d2
-                                          or (d2 == best_d2 and j < best)):
-                            best = j
-                            best_d2 = d2
-        hits.nearest_higher[i] = best
-        if best < 0:
-            hits.delta[i] = math.inf
-        else:
-            hits.delta[i] = math.sqrt(best_d2)
         seed = 0
-        if rho_i > rhoc and (best < 0 or best_d2 > dc2):
-            seed = 1
+        if i < n:
+            t = tile_of[i]
+            base = (t // per_layer) * per_layer
+            ty = (t - base) // per_side
+            tx = t - base - ty * per_side
+            xi = hits.x[i]
+            yi = hits.y[i]
+            rho_i = hits.rho[i]
+            best = -1
+            best_d2 = dm2
+            for ny in range(max(ty - 1, 0), min(ty + 2, per_side)):
+                for nx in range(max(tx - 1, 0), min(tx + 2, per_side)):
+                    near = base + ny * per_side + nx
+                    for k in range(offsets[near], offsets[near + 1]):
+                        j = tile_hits[k]
+                        rho_j = hits.rho[j]
+                        if rho_j > rho_i or (rho_j == rho_i and j < i):
+                            dx = hits.x[j] - xi
+                            dy = hits.y[j] - yi
+                            d2 = dx * dx + dy * dy
+                            if d2 <= dm2 and (best < 0 or d2 < best_d2
+                                              or (d2 == best_d2 and j < best)):
+                                best = j
+                                best_d2 = d2
+            hits.nearest_higher[i] = best
+            if best < 0:
+                hits.delta[i] = math.inf
+            else:
+                hits.delta[i] = math.sqrt(best_d2)
+            if rho_i > rhoc and (best < 0 or best_d2 > dc2):
+                seed = 1
         hits.is_seed[i] = seed
 
 
 @pt.kernel
-def follow_chains(acc, hits, seed_rank):
+def follow_chains(acc, hits, n_hits, seed_rank):
     """Cluster ids: a seed's is its rank among the seeds (``seed_rank``, the
     exclusive scan of ``is_seed``); any other hit takes the id of the first seed
     up its nearest-higher chain, or -1 when the chain ends without one."""
+    n = n_hits[0]
     for i in acc.uniform_elements(hits.size):
-        j = i
-        while hits.is_seed[j] == 0 and hits.nearest_higher[j] >= 0:
-            j = hits.nearest_higher[j]
-        label = -1
-        if hits.is_seed[j] != 0:
-            label = seed_rank[j]
-        hits.cluster_id[i] = label
+        if i < n:
+            j = i
+            while hits.is_seed[j] == 0 and hits.nearest_higher[j] >= 0:
+                j = hits.nearest_higher[j]
+            label = -1
+            if hits.is_seed[j] != 0:
+                label = seed_rank[j]
+            hits.cluster_id[i] = label
 
 
 @pt.kernel
-def count_seeds(acc, hits, seed_rank, count):
+def count_seeds(acc, hits, n_hits, seed_rank, count):
     """``count[0]``: the number of seeds, from the exclusive scan of ``is_seed``."""
     for _ in acc.uniform_elements(1):
-        last = hits.size - 1
-        count[0] = seed_rank[last] + hits.is_seed[last]
+        last = n_hits[0] - 1
+        seeds = 0
+        if last >= 0:
+            seeds = seed_rank[last] + hits.is_seed[last]
+        count[0] = seeds
 
 
 # -- host functions -------------------------------------------------------------------
 
+def device_count(queue: pt.Queue, value: int, alloc: Allocator | None = None) -> Any:
+    """A one-element int32 buffer on ``queue.device`` (from ``alloc``, default
+    :func:`default_alloc`) that holds ``value`` once the queue gets there: the
+    form in which the enqueue functions take a number of hits or clusters.
+
+    Example::
+
+        >>> import portable as pt
+        >>> q = pt.Queue(pt.get_device("cpu_serial"))
+        >>> device_count(q, 7).tolist()
+        [7]
+    """
+    count = (alloc or default_alloc(queue))(1, np.int32)
+    pt.launch(queue, pt.WorkDiv(1, 1, 1), store_count, count, np.int32(value))
+    return count
+
+
 def build_tiles(queue: pt.Queue, hits: pt.PortableCollection, params: ClueParams,
-                alloc: Allocator | None = None) -> Tiles:
-    """Enqueue the binning of ``hits`` into the tiles of ``params``: a histogram
-    of the tile indices, its exclusive scan, a scatter and a sort per tile.
+                alloc: Allocator | None = None, n_hits: Any = None) -> Tiles:
+    """Enqueue the binning of the first ``n_hits[0]`` of ``hits`` into the tiles of
+    ``params``: each hit's tile, counted with an atomic per tile, the counts'
+    exclusive scan, a scatter and a sort per tile. ``n_hits`` is a one-element
+    int32 buffer on the device (default: :func:`device_count` of ``hits.size``);
+    every buffer's size follows ``hits.size``, whatever the count.
 
     Example::
 
@@ -317,21 +367,22 @@ def build_tiles(queue: pt.Queue, hits: pt.PortableCollection, params: ClueParams
         ([0, 1, 2, 2, 2, 3, 3, 3, 3], [1, 0, 2])
     """
     alloc = alloc or default_alloc(queue)
-    n, n_tiles, per_side = hits.size, params.n_tiles, params.tiles_per_side
-    tile_of = alloc(n, np.int32)
+    size, n_tiles, per_side = hits.size, params.n_tiles, params.tiles_per_side
+    tile_of = alloc(size, np.int32)
     offsets = alloc(n_tiles + 1, np.int32)  # a last, empty bin: offsets[n_tiles] = n
-    tile_hits = alloc(n, np.int32)
-    if n == 0:
-        pt.memset(queue, offsets, 0)
+    tile_hits = alloc(size, np.int32)
+    pt.memset(queue, offsets, 0)
+    if size == 0:
         return Tiles(tile_of, offsets, tile_hits)
-    div = workdiv(queue, n)
-    pt.launch(queue, div, assign_tiles, hits.const_view(), np.float32(params.tile_size),
-              per_side, params.n_layers, tile_of)
-    kernels.histogram(queue, tile_of, 0, n_tiles + 1, offsets, alloc=alloc)
+    if n_hits is None:
+        n_hits = device_count(queue, size, alloc)
+    div = workdiv(queue, size)
+    pt.launch(queue, div, assign_tiles, hits.const_view(), n_hits,
+              np.float32(params.tile_size), per_side, params.n_layers, tile_of, offsets)
     kernels.exclusive_scan(queue, offsets, offsets, alloc=alloc)
     fill = alloc(n_tiles, np.int32)
     pt.memset(queue, fill, 0)
-    pt.launch(queue, div, scatter_to_tiles, tile_of, offsets, fill, tile_hits)
+    pt.launch(queue, div, scatter_to_tiles, tile_of, n_hits, offsets, fill, tile_hits)
     pt.launch(queue, workdiv(queue, n_tiles), sort_tiles, offsets, tile_hits)
     return Tiles(tile_of, offsets, tile_hits)
 
@@ -368,37 +419,50 @@ def cluster(queue: pt.Queue, hits: pt.PortableCollection, params: ClueParams,
 
 
 def enqueue_cluster(queue: pt.Queue, hits: pt.PortableCollection, params: ClueParams,
-                    alloc: Allocator | None = None) -> Any:
-    """Enqueue what :func:`cluster` does, without waiting: returns a one-element
-    int32 buffer on ``queue.device`` that holds the number of clusters once the
-    queue has done the work. Everything, that buffer included, comes from
-    ``alloc(shape, dtype)`` (default: :func:`default_alloc`).
+                    alloc: Allocator | None = None, n_hits: Any = None) -> Any:
+    """Enqueue what :func:`cluster` does, without waiting, on the first ``n_hits[0]``
+    of ``hits``: ``n_hits`` is a one-element int32 buffer on ``queue.device``
+    (default: :func:`device_count` of ``hits.size``), read by the kernels, so that
+    the launches are the same whatever the count (up to ``hits.size``, the
+    capacity every buffer is sized for). The rows after the count get
+    ``is_seed = 0`` and nothing else. Returns a one-element int32 buffer on
+    ``queue.device`` that holds the number of clusters once the queue has done
+    the work. Everything, that buffer included, comes from ``alloc(shape,
+    dtype)`` (default: :func:`default_alloc`).
 
-    Example::
+    Example: the hits of an event in a collection with room for 100 more::
 
         >>> import numpy as np, portable as pt
-        >>> from examples.calo.generator import SHAPES, generate, upload
+        >>> from examples.calo.generator import SHAPES, generate
+        >>> from examples.calo.layouts import Hits
         >>> q = pt.Queue(pt.get_device("cpu_serial"), blocking=False)
-        >>> hits = upload(q, generate(1, "tiny"))
-        >>> count = enqueue_cluster(q, hits, ClueParams.for_geometry(SHAPES["tiny"].geometry))
-        >>> q.synchronize(); int(count[0]) == int(hits.column("is_seed").sum())
+        >>> event = generate(1, "tiny")
+        >>> hits = pt.PortableCollection(Hits, event.n_hits + 100, q.device)
+        >>> for name in ("layer", "x", "y", "energy"):
+        ...     hits.column(name)[:event.n_hits] = getattr(event, name)
+        >>> n_hits = device_count(q, event.n_hits)
+        >>> count = enqueue_cluster(q, hits, ClueParams.for_geometry(SHAPES["tiny"].geometry),
+        ...                         n_hits=n_hits)
+        >>> q.synchronize(); int(count[0]) == int(hits.column("is_seed").sum()) > 0
         True
     """
     alloc = alloc or default_alloc(queue)
-    n = hits.size
+    size = hits.size
     count = alloc(1, np.int32)
-    if n == 0:
+    if size == 0:
         pt.memset(queue, count, 0)
         return count
-    tiles = build_tiles(queue, hits, params, alloc)
-    per_side, div = params.tiles_per_side, workdiv(queue, n)
-    pt.launch(queue, div, local_density, hits.view(), tiles.tile_of, tiles.offsets, tiles.hits,
-              per_side, params.dc2)
-    pt.launch(queue, div, nearest_higher, hits.view(), tiles.tile_of, tiles.offsets,
+    if n_hits is None:
+        n_hits = device_count(queue, size, alloc)
+    tiles = build_tiles(queue, hits, params, alloc, n_hits)
+    per_side, div = params.tiles_per_side, workdiv(queue, size)
+    pt.launch(queue, div, local_density, hits.view(), n_hits, tiles.tile_of, tiles.offsets,
+              tiles.hits, per_side, params.dc2)
+    pt.launch(queue, div, nearest_higher, hits.view(), n_hits, tiles.tile_of, tiles.offsets,
               tiles.hits, per_side, params.dc2, params.dm2, np.float32(params.rhoc))
-    is_seed = hits.column("is_seed")
-    seed_rank = alloc(n, np.int32)
-    kernels.exclusive_scan(queue, is_seed, seed_rank, alloc=alloc)
-    pt.launch(queue, div, follow_chains, hits.view(), seed_rank)
-    pt.launch(queue, pt.WorkDiv(1, 1, 1), count_seeds, hits.const_view(), seed_rank, count)
+    seed_rank = alloc(size, np.int32)
+    kernels.exclusive_scan(queue, hits.column("is_seed"), seed_rank, alloc=alloc)
+    pt.launch(queue, div, follow_chains, hits.view(), n_hits, seed_rank)
+    pt.launch(queue, pt.WorkDiv(1, 1, 1), count_seeds, hits.const_view(), n_hits, seed_rank,
+              count)
     return count

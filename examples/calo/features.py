@@ -35,7 +35,7 @@ import numpy as np
 import kernels
 import portable as pt
 
-from .clue import Allocator, default_alloc, workdiv
+from .clue import Allocator, default_alloc, device_count, workdiv
 
 
 #: rows of the per-cluster float64 sums: E, E x, E y, E x^2, E y^2
@@ -43,52 +43,68 @@ SUMS = 5
 
 
 @pt.kernel
-def accumulate_hits(acc, hits, clusters, sums, counts):
-    """Each clustered hit adds ``E``, ``E x``, ``E y``, ``E x^2``, ``E y^2`` to
-    its cluster's sums (row ``k`` of ``sums`` at ``k * n_clusters``) and 1 to its
-    count; each seed writes its cluster's layer."""
-    n_clusters = clusters.size
+def accumulate_hits(acc, hits, n_hits, clusters, sums, counts):
+    """Each clustered hit ``i < n_hits[0]`` adds ``E``, ``E x``, ``E y``, ``E x^2``,
+    ``E y^2`` to its cluster's sums (row ``k`` of ``sums`` at ``k * clusters.size``)
+    and 1 to its count; each seed writes its cluster's layer. Cluster ids beyond
+    the collection are left out (the count of clusters tells such an event)."""
+    rows = clusters.size
+    n = n_hits[0]
     for i in acc.uniform_elements(hits.size):
-        c = hits.cluster_id[i]
-        if c >= 0:
-            e = np.float64(hits.energy[i])
-            x = np.float64(hits.x[i])
-            y = np.float64(hits.y[i])
-            acc.atomic_add(sums, c, e)
-            acc.atomic_add(sums, n_clusters + c, e * x)
-            acc.atomic_add(sums, 2 * n_clusters + c, e * y)
-            acc.atomic_add(sums, 3 * n_clusters + c, e * x * x)
-            acc.atomic_add(sums, 4 * n_clusters + c, e * y * y)
-            acc.atomic_add(counts, c, np.int32(1))
-            if hits.is_seed[i] != 0:
-                clusters.layer[c] = hits.layer[i]
+        if i < n:
+            c = hits.cluster_id[i]
+            if c >= 0 and c < rows:
+                e = np.float64(hits.energy[i])
+                x = np.float64(hits.x[i])
+                y = np.float64(hits.y[i])
+                acc.atomic_add(sums, c, e)
+                acc.atomic_add(sums, rows + c, e * x)
+                acc.atomic_add(sums, 2 * rows + c, e * y)
+                acc.atomic_add(sums, 3 * rows + c, e * x * x)
+                acc.atomic_add(sums, 4 * rows + c, e * y * y)
+                acc.atomic_add(counts, c, np.int32(1))
+                if hits.is_seed[i] != 0:
+                    clusters.layer[c] = hits.layer[i]
 
 
 @pt.kernel
-def finish_clusters(acc, clusters, sums, counts):
-    """Turn each cluster's sums into its energy, barycentre, widths and size."""
-    n_clusters = clusters.size
-    for c in acc.uniform_elements(n_clusters):
-        energy = sums[c]
-        mean_x = sums[n_clusters + c] / energy
-        mean_y = sums[2 * n_clusters + c] / energy
-        clusters.energy[c] = energy
-        clusters.x[c] = mean_x
-        clusters.y[c] = mean_y
-        clusters.sigma_x[c] = math.sqrt(max(sums[3 * n_clusters + c] / energy - mean_x * mean_x,
-                                            0.0))
-        clusters.sigma_y[c] = math.sqrt(max(sums[4 * n_clusters + c] / energy - mean_y * mean_y,
-                                            0.0))
-        clusters.n_hits[c] = counts[c]
+def finish_clusters(acc, clusters, n_clusters, sums, counts):
+    """Turn the sums of each cluster ``c < n_clusters[0]`` into its energy,
+    barycentre, widths and size; the rows after them get zeros."""
+    rows = clusters.size
+    n = n_clusters[0]
+    for c in acc.uniform_elements(rows):
+        if c < n:
+            energy = sums[c]
+            mean_x = sums[rows + c] / energy
+            mean_y = sums[2 * rows + c] / energy
+            clusters.energy[c] = energy
+            clusters.x[c] = mean_x
+            clusters.y[c] = mean_y
+            clusters.sigma_x[c] = math.sqrt(max(sums[3 * rows + c] / energy - mean_x * mean_x,
+                                                0.0))
+            clusters.sigma_y[c] = math.sqrt(max(sums[4 * rows + c] / energy - mean_y * mean_y,
+                                                0.0))
+            clusters.n_hits[c] = counts[c]
+        else:
+            clusters.energy[c] = 0.0
+            clusters.x[c] = 0.0
+            clusters.y[c] = 0.0
+            clusters.sigma_x[c] = 0.0
+            clusters.sigma_y[c] = 0.0
+            clusters.n_hits[c] = 0
+            clusters.layer[c] = 0
 
 
 @pt.kernel
-def flag_passing(acc, clusters, threshold, flags):
-    """``flags[k] = 1`` where cluster ``k``'s score exceeds ``threshold``, else 0;
-    ``flags[clusters.size] = 0`` (so that its exclusive scan ends with the count)."""
+def flag_passing(acc, clusters, n_clusters, threshold, flags):
+    """``flags[k] = 1`` where cluster ``k < n_clusters[0]`` scores above
+    ``threshold``, else 0 (the last flag, ``flags[clusters.size]``, too: so that
+    their exclusive scan ends with the count)."""
+    n = min(n_clusters[0], clusters.size)
     for k in acc.uniform_elements(flags.size):
         passing = 0
-        if k < clusters.size:
+        if k < n:
             if clusters.score[k] > threshold:
                 passing = 1
         flags[k] = passing
@@ -103,12 +119,19 @@ def scatter_passing(acc, positions, out_indices):
 
 
 def cluster_features(queue: pt.Queue, hits: pt.PortableCollection,
-                     clusters: pt.PortableCollection, alloc: Allocator | None = None) -> None:
+                     clusters: pt.PortableCollection, alloc: Allocator | None = None,
+                     n_hits: Any = None, n_clusters: Any = None) -> None:
     """Enqueue the features of the clusters that :func:`examples.calo.clue.cluster`
     found in ``hits`` into ``clusters``, a :class:`~examples.calo.layouts.Clusters`
-    collection on ``queue.device`` whose size is the number of clusters. Every
-    column but ``score`` is written; a seed's energy is positive, so every
-    cluster's is. ``alloc(shape, dtype)`` gives the temporary sums and counts.
+    collection on ``queue.device``. Every column but ``score`` is written; a
+    seed's energy is positive, so every cluster's is. ``alloc(shape, dtype)``
+    gives the temporary sums and counts.
+
+    ``n_hits`` and ``n_clusters`` are one-element int32 buffers on the device
+    holding how many of ``hits`` and of ``clusters``' rows are the event's
+    (default: :func:`~examples.calo.clue.device_count` of each collection's
+    size); the rows of ``clusters`` after ``n_clusters[0]`` get zeros. The
+    launches depend on the collections' sizes only.
 
     Example: two hits of 1 and 3 GeV at x = 1 and 3 cm form one cluster, with
     its barycentre at 2.5 cm and a width of sqrt(0.75) cm::
@@ -126,17 +149,21 @@ def cluster_features(queue: pt.Queue, hits: pt.PortableCollection,
         >>> clusters.column("x").tolist(), round(float(clusters.column("sigma_x")[0]), 6)
         ([2.5], 0.866025)
     """
-    n_clusters = clusters.size
-    if n_clusters == 0:
+    rows = clusters.size
+    if rows == 0:
         return
     alloc = alloc or default_alloc(queue)
-    sums = alloc(SUMS * n_clusters, np.float64)
-    counts = alloc(n_clusters, np.int32)
+    if n_hits is None:
+        n_hits = device_count(queue, hits.size, alloc)
+    if n_clusters is None:
+        n_clusters = device_count(queue, rows, alloc)
+    sums = alloc(SUMS * rows, np.float64)
+    counts = alloc(rows, np.int32)
     pt.memset(queue, sums, 0)
     pt.memset(queue, counts, 0)
-    pt.launch(queue, workdiv(queue, hits.size), accumulate_hits, hits.const_view(),
+    pt.launch(queue, workdiv(queue, hits.size), accumulate_hits, hits.const_view(), n_hits,
               clusters.view(), sums, counts)
-    pt.launch(queue, workdiv(queue, n_clusters), finish_clusters, clusters.view(), sums,
+    pt.launch(queue, workdiv(queue, rows), finish_clusters, clusters.view(), n_clusters, sums,
               counts)
 
 
@@ -166,29 +193,36 @@ def select(queue: pt.Queue, clusters: pt.PortableCollection, threshold: float,
 
 
 def enqueue_select(queue: pt.Queue, clusters: pt.PortableCollection, threshold: float,
-                   out_indices: Any, alloc: Allocator | None = None) -> Any:
-    """Enqueue what :func:`select` does, without waiting: a flag per cluster, their
-    exclusive scan and a scatter of the passing indices. Returns a one-element
-    int32 buffer on ``queue.device`` (from ``alloc``) that holds the count once the
-    queue has done the work.
+                   out_indices: Any, alloc: Allocator | None = None,
+                   n_clusters: Any = None) -> Any:
+    """Enqueue what :func:`select` does, without waiting, among the first
+    ``n_clusters[0]`` clusters (a one-element int32 buffer on the device; default:
+    :func:`~examples.calo.clue.device_count` of ``clusters.size``): a flag per
+    row, their exclusive scan and a scatter of the passing indices, all sized by
+    ``clusters.size``, so deterministic and in order without an atomic. Returns
+    a one-element int32 buffer on ``queue.device`` (from ``alloc``) that holds the
+    count once the queue has done the work.
 
-    Example::
+    Example: the first 3 rows of 4 are clusters::
 
         >>> import numpy as np, portable as pt
+        >>> from examples.calo.clue import device_count
         >>> from examples.calo.layouts import Clusters
         >>> q = pt.Queue(pt.get_device("cpu_serial"), blocking=False)
-        >>> clusters = pt.PortableCollection(Clusters, 3, q.device, zero=True)
-        >>> clusters.column("score")[:] = [0.1, 0.8, 0.9]
-        >>> out = np.full(3, -1, np.int64)
-        >>> count = enqueue_select(q, clusters, 0.5, out)
+        >>> clusters = pt.PortableCollection(Clusters, 4, q.device, zero=True)
+        >>> clusters.column("score")[:] = [0.1, 0.8, 0.9, 0.9]
+        >>> out = np.full(4, -1, np.int64)
+        >>> count = enqueue_select(q, clusters, 0.5, out, n_clusters=device_count(q, 3))
         >>> q.synchronize(); int(count[0]), out.tolist()
-        (2, [1, 2, -1])
+        (2, [1, 2, -1, -1])
     """
     alloc = alloc or default_alloc(queue)
-    n = clusters.size
-    positions = alloc(n + 1, np.int32)
-    pt.launch(queue, workdiv(queue, n + 1), flag_passing, clusters.const_view(),
+    rows = clusters.size
+    if n_clusters is None:
+        n_clusters = device_count(queue, rows, alloc)
+    positions = alloc(rows + 1, np.int32)
+    pt.launch(queue, workdiv(queue, rows + 1), flag_passing, clusters.const_view(), n_clusters,
               np.float32(threshold), positions)
     kernels.exclusive_scan(queue, positions, positions, alloc=alloc)
-    pt.launch(queue, workdiv(queue, n), scatter_passing, positions, out_indices)
-    return positions[n:]
+    pt.launch(queue, workdiv(queue, rows), scatter_passing, positions, out_indices)
+    return positions[rows:]

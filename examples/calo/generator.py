@@ -20,6 +20,8 @@ Example::
 """
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -144,6 +146,46 @@ def generate(event: int, shape: str | EventShape = "small", seed: int = 2020) ->
                  x=((ix + 0.5) * geometry.cell_size).astype(np.float32),
                  y=((iy + 0.5) * geometry.cell_size).astype(np.float32),
                  energy=grid[layer, ix, iy].astype(np.float32))
+
+
+class Capacity(NamedTuple):
+    """How many hits and clusters the buffers of one event are allocated for."""
+
+    hits: int
+    clusters: int
+
+
+#: the events whose largest hit count sets a shape's default capacity
+CAPACITY_SAMPLE = 16
+#: the default capacity's room above that largest hit count
+CAPACITY_HEADROOM = 1.25
+#: clusters per hit that a default capacity allows (events have about 1-3 per 100)
+CLUSTERS_PER_HIT = 1 / 16
+
+
+@functools.lru_cache(maxsize=None)
+def capacity_for(shape: str | EventShape, hits: int = 0, clusters: int = 0) -> Capacity:
+    """The capacity of buffers for events of ``shape``: ``hits`` (0: the most hits
+    among the first :data:`CAPACITY_SAMPLE` events times :data:`CAPACITY_HEADROOM`,
+    rounded up to a multiple of 64) and ``clusters`` (0: :data:`CLUSTERS_PER_HIT`
+    of the hits, 32 at least, the hits at most).
+
+    Example::
+
+        >>> capacity_for("small")
+        Capacity(hits=1600, clusters=100)
+        >>> capacity_for("small", hits=2000, clusters=10)
+        Capacity(hits=2000, clusters=10)
+    """
+    if hits < 0 or clusters < 0:
+        raise ValueError(f"capacity_for: hits={hits} and clusters={clusters} must be >= 0 "
+                         f"(0: the shape's default)")
+    if not hits:
+        most = max(generate(n, shape).n_hits for n in range(CAPACITY_SAMPLE))
+        hits = -(-math.ceil(most * CAPACITY_HEADROOM) // 64) * 64
+    if not clusters:
+        clusters = min(hits, max(32, round(hits * CLUSTERS_PER_HIT)))
+    return Capacity(hits, clusters)
 
 
 def upload(queue: pt.Queue, event: Event) -> pt.PortableCollection:

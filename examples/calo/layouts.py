@@ -62,3 +62,17 @@ class Clusters(pt.Layout):
 FLOAT_FEATURES = ("energy", "x", "y", "sigma_x", "sigma_y")
 #: the integer feature columns, in the order the model reads them
 INT_FEATURES = ("n_hits", "layer")
+
+
+def head(collection: pt.PortableCollection, n: int) -> pt.PortableCollection:
+    """The first ``n`` rows of ``collection`` (``n <= capacity``), sharing its memory:
+    an event's hits or clusters in a collection allocated at a capacity.
+
+    Example::
+
+        >>> c = pt.PortableCollection(Clusters, 8, pt.get_device("cpu_serial"), zero=True)
+        >>> head(c, 3).column("energy").shape
+        (3,)
+    """
+    return pt.PortableCollection(collection.layout, n, collection.device,
+                                 capacity=collection.capacity, buffer=collection.buffer)
