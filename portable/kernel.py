@@ -32,7 +32,6 @@ What ``acc`` offers inside a kernel (``d``-tuples for an n-D work division):
 from __future__ import annotations
 
 import functools
-import linecache
 import os
 import re
 import types
@@ -43,10 +42,9 @@ import numpy as np
 from .checks import describe, expect_queue
 from .collection import MultiCollection, PortableCollection, View
 from .errors import KernelError, LaunchArgumentError, LaunchError
-from .kernel_cache import user_paths
 from .queue import Queue
-from .transform import (ParsedFunction, ViewParam, atomic_dtype_problem, function_fingerprint,
-                        parse_function)
+from .frontend import (ParsedFunction, ViewParam, atomic_dtype_problem, compiler_error,
+                       function_fingerprint, parse_function)
 from .workdiv import WorkDiv
 
 
@@ -218,27 +216,95 @@ def launch(queue: Queue, workdiv: WorkDiv, kernel: Kernel, *args: Any) -> None:
         >>> out.tolist()
         [0, 1, 2, 3, 4]
     """
-    expect_queue(queue, "queue", "pt.launch")
+    if type(queue) is not Queue:
+        expect_queue(queue, "queue", "pt.launch")
+    if type(kernel) is not Kernel:
+        _expect_kernel(kernel)
+    if type(workdiv) is not WorkDiv:
+        _expect_workdiv(workdiv, "pt.launch")
+    if len(args) != len(kernel.params):
+        raise LaunchError(
+            f"kernel {kernel.__name__} takes {len(kernel.params)} argument(s) after acc "
+            f"({', '.join(kernel.params)}) but {len(args)} were given")
+    backend = queue.backend
+    accepted = _accepted_args(backend, kernel, args)
+    if accepted is None:  # some argument fails a check: find the first, in order, and say so
+        accepted = _checked_args(queue, workdiv, kernel, args)
+    else:
+        _validate(queue.device, workdiv)
+    prepared, views = accepted
+    _check_uses(kernel, prepared)
+    backend.launch(queue, workdiv, kernel, prepared, views)
+    queue._done()
+
+
+def _expect_kernel(kernel: Any) -> None:
     if not isinstance(kernel, Kernel):
         fix = ("a device function runs inside kernels; launch a @pt.kernel that calls it"
                if isinstance(kernel, DeviceFunction) else "decorate the function with @pt.kernel")
         raise LaunchArgumentError(f"pt.launch expects a @pt.kernel as argument 'kernel', got "
                                   f"{describe(kernel)}; {fix}")
-    _expect_workdiv(workdiv, "pt.launch")
-    if len(args) != len(kernel.params):
-        raise LaunchError(
-            f"kernel {kernel.__name__} takes {len(kernel.params)} argument(s) after acc "
-            f"({', '.join(kernel.params)}) but {len(args)} were given")
-    for name, value in zip(kernel.params, args):
-        problem = argument_problem(value)
-        if problem is not None:
-            raise LaunchArgumentError(f"{kernel.argument(name)} {problem}")
-    device = queue.device
+
+
+def _validate(device: Any, workdiv: WorkDiv) -> None:
+    """``workdiv`` fits ``device`` (remembered once it does)."""
     if (id(device), workdiv) not in _validated:
         workdiv.validate(device)
         if len(_validated) > 4096:  # work divisions that vary with the data: keep it small
             _validated.clear()
         _validated.add((id(device), workdiv))
+
+
+_NUMBERS = (float, bool)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_view_params: dict[tuple[Any, bool], ViewParam] = {}
+
+
+def _accepted_args(backend: Any, kernel: Kernel, args: tuple[Any, ...]
+                   ) -> tuple[list[Any], tuple[tuple[int, ViewParam], ...]] | None:
+    """In one pass: every argument as ``backend`` passes it and the views among
+    them, when each passes :func:`argument_problem` and the backend takes it;
+    ``None`` as soon as one does not (:func:`_checked_args` then says which). Numbers
+    are passed as they are on every backend."""
+    prepare = backend.prepare_arg
+    prepared: list[Any] = []
+    views: list[tuple[int, ViewParam]] = []
+    for index, value in enumerate(args):
+        kind = type(value)
+        if kind in _NUMBERS or (kind is int and _INT64_MIN <= value <= _INT64_MAX):
+            prepared.append(value)
+            continue
+        if kind is View:
+            home = value.collection.device.backend
+            if home is not backend and (home.is_gpu or backend.is_gpu):
+                return None
+            key = (value.layout, value.readonly)
+            param = _view_params.get(key)
+            if param is None:
+                param = _view_params[key] = ViewParam(value.layout, value.readonly)
+            views.append((index, param))
+            prepared.append(value)  # the backend passes what its kernel takes of it
+            continue
+        if argument_problem(value) is not None:
+            return None
+        try:
+            prepared.append(prepare(kernel, kernel.params[index], value))
+        except LaunchError:
+            return None
+    return prepared, tuple(views)
+
+
+def _checked_args(queue: Queue, workdiv: WorkDiv, kernel: Kernel, args: tuple[Any, ...]
+                  ) -> tuple[list[Any], tuple[tuple[int, ViewParam], ...]]:
+    """What :func:`_accepted_args` gives, or the error about the first argument, in
+    order, that no kernel can take, then about the work division, then about the
+    first argument that does not live where the queue runs."""
+    for name, value in zip(kernel.params, args):
+        problem = argument_problem(value)
+        if problem is not None:
+            raise LaunchArgumentError(f"{kernel.argument(name)} {problem}")
+    device = queue.device
+    _validate(device, workdiv)
     backend = queue.backend
     prepared, views = [], []
     for index, (name, value) in enumerate(zip(kernel.params, args)):
@@ -251,12 +317,10 @@ def launch(queue: Queue, workdiv: WorkDiv, kernel: Kernel, *args: Any) -> None:
                     f"collection.to(q, pt.get_device({device.backend.name!r})), q a queue on "
                     f"{home if home.backend.is_gpu else device}")
             views.append((index, ViewParam(value.layout, value.readonly)))
-            prepared.append(value)  # the backend passes what its kernel takes of it
+            prepared.append(value)
         else:
             prepared.append(backend.prepare_arg(kernel, name, value))
-    _check_uses(kernel, prepared)
-    backend.launch(queue, workdiv, kernel, prepared, tuple(views))
-    queue._done()
+    return prepared, tuple(views)
 
 
 def _expect_workdiv(workdiv: Any, where: str) -> None:
@@ -287,6 +351,9 @@ def argument_problem(value: Any) -> str | None:
         return None
     if kind is View:
         return None  # a view's members are checked by the layout; it has no dtype
+    if kind in _ARRAY_KINDS:
+        dtype = getattr(value, "dtype", None)
+        return _dtype_problem(dtype) if isinstance(dtype, np.dtype) else None
     if value is None:
         return "is None; pass an array or a number"
     if isinstance(value, (str, bytes)):
@@ -320,11 +387,26 @@ def argument_problem(value: Any) -> str | None:
             if problem is not None:
                 return f"holds at [{k}] a value that {problem}"
         return None
+    if not issubclass(kind, (int, type)):  # none of the checks above fires for its kind
+        _ARRAY_KINDS.add(kind)
     dtype = getattr(value, "dtype", None)
     return _dtype_problem(dtype) if isinstance(dtype, np.dtype) else None
 
 
+#: types whose values only the dtype check concerns (device arrays, tensors...)
+_ARRAY_KINDS: set[type] = set()
+_dtype_problems: dict[np.dtype, str | None] = {}
+
+
 def _dtype_problem(dtype: np.dtype) -> str | None:
+    try:
+        return _dtype_problems[dtype]
+    except KeyError:
+        problem = _dtype_problems[dtype] = _find_dtype_problem(dtype)
+        return problem
+
+
+def _find_dtype_problem(dtype: np.dtype) -> str | None:
     if dtype.fields is not None or dtype.kind == "V":
         return (f"has the structured dtype {dtype}; pass each field as its own array "
                 f"(x['field']), or keep the records in a pt.PortableCollection")
@@ -358,12 +440,10 @@ def _check_uses(kernel: Kernel, prepared: list[Any]) -> None:
             raise parsed.site.error(line, f"{problem} (argument {name!r})")
 
 
-_NUMBA_LOCATION = re.compile(r'File "([^"]+)", line (\d+)|\bat (\S+\.py) \((\d+)\)')
-
-
 def compile_error(kernel: Kernel, backend: str, error: Exception) -> KernelError:
     """Numba's failure to compile ``kernel`` for ``backend`` as a :class:`KernelError`
-    that names the kernel and the line numba points at, and keeps numba's message.
+    that names the kernel, the user's file and line numba points at (quoted, with a
+    caret), and keeps numba's message (see :func:`portable.frontend.compiler_error`).
 
     Example (in a backend)::
 
@@ -372,21 +452,7 @@ def compile_error(kernel: Kernel, backend: str, error: Exception) -> KernelError
         except numba.core.errors.NumbaError as err:
             raise compile_error(kernel, "cuda", err) from None
     """
-    text = user_paths(str(error).strip())  # cache files stand for the user's file
-    where = ""
-    for match in _NUMBA_LOCATION.finditer(text):
-        filename, line = match.group(1) or match.group(3), int(match.group(2) or match.group(4))
-        if not filename.startswith("<"):
-            filename = os.path.abspath(filename)  # numba shortens paths below the cwd
-            source = linecache.getline(filename, line).strip()
-            where = f" at {filename}:{line}" + (f" ({source})" if source else "")
-            break
-    hint = ""
-    if "readonly array" in text:
-        hint = (" It writes a read-only array (a member of a const_view(), or a read-only "
-                "argument): pass collection.view() or a writable array.")
-    return KernelError(f"kernel {kernel.__name__} does not compile for {backend}{where}.{hint} "
-                       f"Numba says:\n{text}")
+    return compiler_error(f"kernel {kernel.__name__}", backend, error)
 
 
 def global_resolver(backend: Any, key: Any) -> Callable[[Any], Any]:

@@ -28,9 +28,10 @@ from ..backend import Backend, register
 from ..device import Device, DeviceLimits
 from ..errors import KernelError, LaunchError, PortableError, RangeError
 from ..kernel import DeviceFunction, Kernel, compile_error, global_resolver
-from ..transform import ATOMIC_DTYPES, Dialect, ViewParam, atomic_dtype_problem, build_function
+from ..frontend import (ATOMIC_DTYPES, Dialect, ViewParam, at_failing_line, atomic_dtype_problem,
+                        build_function)
 from .cpu import host_bytes
-from .cuda_launch import LaunchCache, Marshaller
+from .cuda_launch import Launcher
 
 if TYPE_CHECKING:
     from ..event import Event
@@ -49,7 +50,7 @@ _CUDA_CALLS = {
 }
 
 
-def cuda_dialect(key: tuple[int, tuple[int, ...]]) -> Dialect:
+def cuda_dialect(key: tuple[int, tuple[int, ...]], block_strided_elements: bool) -> Dialect:
     """How CUDA spells ``acc``'s members; ``key`` is (ndim, elements per thread)."""
     ndim, elements = key
     from numba import cuda
@@ -63,7 +64,8 @@ def cuda_dialect(key: tuple[int, tuple[int, ...]]) -> Dialect:
         calls.update({member: f"__pt_checked_atomic__({member!r}, {_CUDA_CALLS[member]})"
                       for member in ATOMIC_DTYPES})
         names["__pt_checked_atomic__"] = _checked_atomic
-    return Dialect(ndim, index, calls, names, view_members_as_params=True)
+    return Dialect(ndim, index, calls, names, view_members_as_params=True,
+                   block_strided_elements=block_strided_elements)
 
 
 def _simulated() -> bool:
@@ -118,12 +120,11 @@ class CudaBackend(Backend):
 
     name = "cuda"
     is_gpu = True
+    block_strided_elements = True
 
     def __init__(self) -> None:
         self._devices: list[Device] | None = None
-        self._compiled: dict[tuple[Any, ...], Any] = {}
-        self._marshaller: Marshaller | None = None
-        self._launch_cache: LaunchCache | None = None
+        self._launcher: Launcher | None = None
 
     # -- availability -------------------------------------------------------------
     def _probe(self) -> str | None:
@@ -194,6 +195,16 @@ class CudaBackend(Backend):
     def wait_event(self, queue: Queue, event: Event) -> None:
         with self._context_of(queue.device):
             event._require_recorded().event.wait(queue.native)
+
+    def capture_problem(self, device: Device) -> str | None:
+        if self.simulated:
+            return "the CUDA simulator cannot capture graphs"
+        from .cuda_graphs import torch_problem
+        return torch_problem()
+
+    def graph_capture(self, device: Device) -> Any:
+        from .cuda_graphs import GraphCapture
+        return GraphCapture(device)
 
     def memory_bytes(self, device: Device) -> int | None:
         if self.simulated:
@@ -289,7 +300,7 @@ class CudaBackend(Backend):
                           f"{copy}")
 
     def compile_device_function(self, function: DeviceFunction, key: Any) -> Any:
-        py = build_function(function.parsed, cuda_dialect(key), global_resolver(self, key),
+        py = build_function(function.parsed, cuda_dialect(key, self.block_strided_elements), global_resolver(self, key),
                             cache_key=self._cache_key("device", key))
         return self.cuda.jit(py, device=True, cache=py.disk_cached)
 
@@ -304,7 +315,7 @@ class CudaBackend(Backend):
         used of it when it is a view (``None`` otherwise)."""
         found = kernel.compiled.get((self.name, key, views))
         if found is None:
-            py = build_function(kernel.parsed, cuda_dialect(key), global_resolver(self, key),
+            py = build_function(kernel.parsed, cuda_dialect(key, self.block_strided_elements), global_resolver(self, key),
                                 drop_acc=True, views=views,
                                 cache_key=self._cache_key("kernel", key))
             members: list[Any] = [None] * len(kernel.params)
@@ -344,6 +355,15 @@ class CudaBackend(Backend):
                args: Sequence[Any], views: tuple[tuple[int, ViewParam], ...] = ()) -> None:
         key = (workdiv.ndim, workdiv.elements)
         dispatcher, members = self._dispatcher(kernel, key, views)
+        launcher = self._launcher
+        if launcher is None and not self.simulated:
+            launcher = self._launcher = Launcher(self.cuda.gpus, len(self.devices()) > 1)
+        if launcher is not None:
+            try:
+                if launcher.launch(queue, workdiv, dispatcher, members, args):
+                    return
+            except NumbaError as err:  # raised while compiling, before it runs
+                raise compile_error(kernel, self.name, err) from None
         grid, block = workdiv.blocks[::-1], workdiv.threads[::-1]
         if self.simulated:
             try:
@@ -351,37 +371,11 @@ class CudaBackend(Backend):
             except Exception as err:
                 raise _simulator_error(kernel, err) from None
             return
-        if self._marshaller is None:
-            self._marshaller, self._launch_cache = Marshaller(), LaunchCache()
-        marshalled = self._marshaller.marshal(args, members)
-        index = queue.device.index
-        if marshalled is None:  # an argument kind only numba knows
-            with self.cuda.gpus[index]:
-                try:
-                    dispatcher[grid, block, queue.native](*self._expand_views(args, members))
-                except NumbaError as err:  # raised while compiling, before it runs
-                    raise compile_error(kernel, self.name, err) from None
-            return
-        arg_types, params = marshalled
-        compiled = self._compiled.get((dispatcher, arg_types))
-        if compiled is None:
+        with self.cuda.gpus[queue.device.index]:  # an argument kind only numba knows
             try:
-                compiled = dispatcher.compile(arg_types)
+                dispatcher[grid, block, queue.native](*self._expand_views(args, members))
             except NumbaError as err:
                 raise compile_error(kernel, self.name, err) from None
-            self._compiled[(dispatcher, arg_types)] = compiled
-        stream = queue.backend_cache.get("launch_stream")
-        if stream is None:
-            from numba.cuda.cudadrv.driver import _to_core_stream
-            stream = queue.backend_cache["launch_stream"] = _to_core_stream(queue.native)
-        cache = self._launch_cache
-        if index == 0 and len(self.devices()) == 1:
-            cache.launch(stream, cache.config(grid, block), cache.handle(compiled, index), *params)
-        else:
-            with self.cuda.gpus[index]:
-                cache.launch(stream, cache.config(grid, block), cache.handle(compiled, index),
-                             *params)
-
 
     def _expand_views(self, args: Sequence[Any], members: Sequence[Any]) -> list[Any]:
         """Arguments with each view replaced by its used members' arrays (read-only
@@ -401,19 +395,22 @@ class CudaBackend(Backend):
 
 
 def _simulator_error(kernel: Kernel, error: Exception) -> PortableError:
-    """An error raised inside a simulated kernel, as the error it stands for."""
-    message = str(error)
+    """An error raised inside a simulated kernel, as the error it stands for, at the
+    user's line that raised it."""
+    message, where = str(error), f"kernel {kernel.__name__}"
     if isinstance(error, IndexError) and "out of bounds" in message:
-        return RangeError(f"kernel {kernel.__name__}: an element index is out of range in "
-                          f"the CUDA simulator ({message}); on a GPU this access would read "
-                          f"or write outside the array")
+        return RangeError(at_failing_line(
+            where, f"an element index is out of range in the CUDA simulator ({message}); on "
+                   f"a GPU this access would read or write outside the array", error))
     if isinstance(error, PortableError):
-        return KernelError(f"kernel {kernel.__name__}: {message}")
+        return KernelError(at_failing_line(where, message, error))
     if "read-only" in message:
-        return KernelError(f"kernel {kernel.__name__} writes a read-only array ({message}): "
-                           f"a member of a const_view(); pass collection.view() to write")
-    return KernelError(f"kernel {kernel.__name__} fails in the CUDA simulator, so it would "
-                       f"not compile or run on a GPU: {type(error).__name__}: {message}")
+        return KernelError(at_failing_line(
+            where, f"writes a read-only array ({message}): a member of a const_view(); pass "
+                   f"collection.view() to write", error))
+    return KernelError(at_failing_line(
+        where, f"fails in the CUDA simulator, so it would not compile or run on a GPU: "
+               f"{type(error).__name__}: {message}", error))
 
 
 def _device_name(dev: Any) -> str:

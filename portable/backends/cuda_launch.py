@@ -10,13 +10,14 @@ configuration and kernel handle. Other arguments (tuples, records) take
 numba's own path.
 
 The array ABI of a numba kernel parameter is ``meminfo, parent, nitems,
-itemsize, data, *shape, *strides`` (strides in bytes); scalars are ctypes
-values of their type.
+itemsize, data, *shape, *strides`` (strides in bytes); Python ints and floats
+go as they are (``cuda.core`` passes them as 64-bit values), NumPy scalars as
+ctypes values of their type.
 """
 from __future__ import annotations
 
 import ctypes
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -31,7 +32,10 @@ _INT64_RANGE = range(-(2**63), 2**63)
 
 
 class Marshaller:
-    """Turns launch arguments into numba types and kernel parameters."""
+    """Turns launch arguments into kernel parameters and a signature: one small
+    int per argument standing for its numba type. Each kind of argument finds its
+    code in a cache keyed by what decides its type (dtype, shape and strides), so
+    a launch with arguments seen before builds no numba type and hashes none."""
 
     def __init__(self) -> None:
         from numba.cuda.cudadrv.devicearray import DeviceNDArray
@@ -39,56 +43,84 @@ class Marshaller:
         self._device_array = DeviceNDArray
         self._typeof_cai = _typeof_cuda_array_interface
         self._typeof = lambda value: typeof(value, Purpose.argument)
-        self._python_types = {int: self._typeof(1), float: self._typeof(1.0),
-                              bool: self._typeof(True)}
-        self._dtype_types: dict[np.dtype, Any] = {}
-        self._member_types: dict[tuple[Any, str, bool], Any] = {}
+        #: numba type of each code, and code of each numba type
+        self.types: list[Any] = []
+        self._codes: dict[Any, int] = {}
+        self._int, self._float, self._bool = (self.code(self._typeof(v)) for v in (1, 1.0, True))
+        #: (code, itemsize) per array key; code per scalar dtype and per view member
+        self._arrays: dict[tuple[Any, ...], tuple[int, int]] = {}
+        self._scalars: dict[np.dtype, int] = {}
+        self._members: dict[tuple[Any, str, bool], int] = {}
+
+    def code(self, numba_type: Any) -> int:
+        """The code standing for ``numba_type``."""
+        found = self._codes.get(numba_type)
+        if found is None:
+            found = self._codes[numba_type] = len(self.types)
+            self.types.append(numba_type)
+        return found
+
+    def _array(self, key: tuple[Any, ...], dtype: Any, typeof: Callable[[], Any]
+               ) -> tuple[int, int]:
+        """The (code, itemsize) of an array kind not seen before (``typeof`` types it)."""
+        if len(self._arrays) > 4096:  # shapes that vary with the data: keep it small
+            self._arrays.clear()
+        found = self._arrays[key] = (self.code(typeof()), np.dtype(dtype).itemsize)
+        return found
 
     def marshal(self, args: Sequence[Any], members: Sequence[tuple[str, ...] | None]
-                ) -> tuple[tuple[Any, ...], list[Any]] | None:
-        """``(numba types, kernel parameters)``, or ``None`` if some argument
-        needs numba's own launch path. ``members[i]`` lists the members the
-        kernel uses of argument ``i`` when that argument is a collection view."""
-        types, params = [], []
+                ) -> tuple[tuple[int, ...], list[Any]] | None:
+        """``(signature, kernel parameters)``, or ``None`` if some argument needs
+        numba's own launch path. ``members[i]`` lists the members the kernel uses
+        of argument ``i`` when that argument is a collection view."""
+        codes: list[int] = []
+        params: list[Any] = []
         for value, used in zip(args, members):
             kind = type(value)
             if used is not None:
-                self._view(value, used, types, params)
+                self._view(value, used, codes, params)
             elif kind is self._device_array or isinstance(value, self._device_array):
-                types.append(value._numba_type_)
-                params += (0, 0, value.size, value.dtype.itemsize,
-                           value.device_ctypes_pointer.value or 0, *value.shape,
-                           *value.strides)
+                shape, strides = value.shape, value.strides
+                key = (kind, value.dtype, shape, strides)
+                found = self._arrays.get(key) or self._array(key, value.dtype,
+                                                             lambda: value._numba_type_)
+                codes.append(found[0])
+                params += (0, 0, value.size, found[1], value.device_ctypes_pointer.value or 0,
+                           *shape, *strides)
             elif kind is int:
                 if value not in _INT64_RANGE:
                     return None
-                types.append(self._python_types[int])
-                params.append(ctypes.c_int64(value))
+                codes.append(self._int)
+                params.append(value)  # a Python int is passed as 64 bits
             elif kind is float:
-                types.append(self._python_types[float])
-                params.append(ctypes.c_double(value))
+                codes.append(self._float)
+                params.append(value)  # a Python float is passed as a double
             elif kind is bool:
-                types.append(self._python_types[bool])
+                codes.append(self._bool)
                 params.append(value)
             elif isinstance(value, np.generic):
                 ctype = _SCALAR_CTYPES.get(value.dtype)
                 if ctype is None:
                     return None
-                found = self._dtype_types.get(value.dtype)
-                if found is None:
-                    found = self._dtype_types[value.dtype] = self._typeof(value)
-                types.append(found)
+                found_code = self._scalars.get(value.dtype)
+                if found_code is None:
+                    found_code = self._scalars[value.dtype] = self.code(self._typeof(value))
+                codes.append(found_code)
                 params.append(ctype(value))
             else:
                 cai = getattr(value, "__cuda_array_interface__", None)
                 if cai is None or cai.get("mask") is not None:
                     return None
-                types.append(self._typeof_cai(cai, None))
-                params += _cai_params(cai)
-        return tuple(types), params
+                strides = cai.get("strides")
+                key = (cai["typestr"], tuple(cai["shape"]),
+                       None if strides is None else tuple(strides), bool(cai["data"][1]))
+                found = self._arrays.get(key) or self._array(
+                    key, cai["typestr"], lambda: self._typeof_cai(cai, None))
+                codes.append(found[0])
+                params += _cai_params(cai, found[1])
+        return tuple(codes), params
 
-
-    def _view(self, view: Any, used: tuple[str, ...], types: list[Any],
+    def _view(self, view: Any, used: tuple[str, ...], codes: list[int],
               params: list[Any]) -> None:
         """A view's used members, each an array parameter pointing into the
         collection's buffer, then its size and capacity."""
@@ -99,10 +131,10 @@ class Marshaller:
         for name in used:
             g = geometry[name]
             key = (layout, name, view.readonly)
-            found = self._member_types.get(key)
+            found = self._members.get(key)
             if found is None:
-                found = self._member_types[key] = _member_type(g, view.readonly)
-            types.append(found)
+                found = self._members[key] = self.code(_member_type(g, view.readonly))
+            codes.append(found)
             isz = g.itemsize
             if g.kind == "scalar":
                 params += (0, 0, 1, isz, base + g.offset, 1, isz)
@@ -114,8 +146,8 @@ class Marshaller:
             else:
                 params += (0, 0, n * g.rows * g.cols, isz, base + g.offset, n, g.rows,
                            g.cols, isz, g.pitch_bytes, g.rows * g.pitch_bytes)
-        types += (self._python_types[int], self._python_types[int])
-        params += (ctypes.c_int64(n), ctypes.c_int64(collection.capacity))
+        codes += (self._int, self._int)
+        params += (n, collection.capacity)
 
 
 def _member_type(g: Any, readonly: bool) -> Any:
@@ -128,9 +160,8 @@ def _member_type(g: Any, readonly: bool) -> Any:
     return types.Array(numpy_support.from_dtype(g.dtype), ndim, layout, readonly=readonly)
 
 
-def _cai_params(cai: dict[str, Any]) -> list[Any]:
+def _cai_params(cai: dict[str, Any], itemsize: int) -> list[Any]:
     shape = tuple(cai["shape"])
-    itemsize = np.dtype(cai["typestr"]).itemsize
     strides = cai.get("strides")
     if strides is None:  # C-contiguous
         strides, step = [], itemsize
@@ -144,25 +175,57 @@ def _cai_params(cai: dict[str, Any]) -> list[Any]:
     return [0, 0, size, itemsize, cai["data"][0] or 0, *shape, *strides]
 
 
-class LaunchCache:
-    """Per compiled kernel and device: the kernel handle; per grid: the config."""
+class Launcher:
+    """Launches compiled kernels through ``cuda.core``: per kernel dispatcher,
+    argument signature, work division and device, the kernel handle and launch
+    configuration are looked up once and kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, gpus: Any, several_devices: bool) -> None:
         from cuda.core import LaunchConfig, launch
-        self.launch, self._config_type = launch, LaunchConfig
-        self._handles: dict[tuple[int, int], Any] = {}
-        self._configs: dict[tuple[Any, Any], Any] = {}
+        self._launch, self._config_type = launch, LaunchConfig
+        self.marshaller = Marshaller()
+        self._gpus, self._several_devices = gpus, several_devices
+        self._compiled: dict[tuple[int, tuple[int, ...]], Any] = {}
+        self._entries: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
-    def handle(self, compiled: Any, device_index: int) -> Any:
-        key = (id(compiled), device_index)
-        found = self._handles.get(key)
-        if found is None:
-            found = self._handles[key] = (compiled, compiled._codelibrary.get_cufunc().kernel)
-        return found[1]
+    def launch(self, queue: Any, workdiv: Any, dispatcher: Any,
+               members: Sequence[tuple[str, ...] | None], args: Sequence[Any]) -> bool:
+        """Launch ``dispatcher``'s kernel for ``args`` on ``queue``; ``False`` (nothing
+        launched) if some argument needs numba's own launch path. Compiling may raise
+        numba's errors."""
+        marshalled = self.marshaller.marshal(args, members)
+        if marshalled is None:
+            return False
+        codes, params = marshalled
+        index = queue.device.index
+        key = (id(dispatcher), codes, workdiv, index)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entry(key, dispatcher)
+        stream = queue.backend_cache.get("launch_stream")
+        if stream is None:
+            from numba.cuda.cudadrv.driver import _to_core_stream
+            stream = queue.backend_cache["launch_stream"] = _to_core_stream(queue.native)
+        if self._several_devices:
+            with self._gpus[index]:
+                self._launch(stream, entry[1], entry[0], *params)
+        else:
+            self._launch(stream, entry[1], entry[0], *params)
+        return True
 
-    def config(self, grid: tuple[int, ...], block: tuple[int, ...]) -> Any:
-        found = self._configs.get((grid, block))
-        if found is None:
-            found = self._configs[(grid, block)] = self._config_type(grid=grid, block=block,
-                                                                     shmem_size=0)
-        return found
+    def _entry(self, key: tuple[Any, ...], dispatcher: Any) -> tuple[Any, Any]:
+        """The kernel handle and launch configuration for ``key``, compiling the
+        kernel for the signature's types at the first launch."""
+        _, codes, workdiv, index = key
+        compiled = self._compiled.get(key[:2])
+        if compiled is None:
+            types = tuple(self.marshaller.types[code] for code in codes)
+            compiled = self._compiled[key[:2]] = (dispatcher, dispatcher.compile(types))
+        with self._gpus[index]:
+            handle = compiled[1]._codelibrary.get_cufunc().kernel
+        config = self._config_type(grid=workdiv.blocks[::-1], block=workdiv.threads[::-1],
+                                   shmem_size=0)
+        if len(self._entries) > 4096:  # work divisions that vary with the data
+            self._entries.clear()
+        entry = self._entries[key] = (handle, config)
+        return entry
