@@ -3,14 +3,24 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+# the Triton server's own environment (ml.service): the server's python backend
+# needs NumPy < 2; served models that need torch import the project's
+TRITON_VENV ?= .venv-triton
 
-.PHONY: example test test-cpu test-cuda-sim test-gpu info
+.PHONY: example test test-cpu test-cuda-sim test-gpu info .venv-triton
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[test,bench]"
+	$(PY) -m pip install -q -e ".[test,bench,service]"
 	touch $@
+
+$(TRITON_VENV)/.installed:
+	$(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/python -m pip install -q --no-deps nvidia-pytriton==0.7.0 "numpy<2"
+	touch $@
+
+.venv-triton: $(TRITON_VENV)/.installed
 
 # the calorimeter clustering job on portable.pipeline, every event validated
 example: $(VENV)/.installed
@@ -19,7 +29,7 @@ example: $(VENV)/.installed
 test: test-cpu test-cuda-sim
 
 # every test, on the CPU backends (and on a GPU if one is present)
-test-cpu: $(VENV)/.installed
+test-cpu: $(VENV)/.installed $(TRITON_VENV)/.installed
 	$(PY) -m pytest -q --doctest-modules tests portable kernels ml
 
 # the CUDA backend's tests again, in Numba's CUDA simulator (its own process)

@@ -17,9 +17,11 @@ Example::
 """
 from .client import ServiceModel
 from .local import LocalServer
+from .pipeline import ServiceInference, add_arguments, inference_model, inference_module
 from .repository import export_model
 from .server import TritonServer, server_env, server_env_problem
 from .spec import ServedModel, ServiceError, TensorSpec
 
-__all__ = ["LocalServer", "ServedModel", "ServiceError", "ServiceModel", "TensorSpec",
-           "TritonServer", "export_model", "server_env", "server_env_problem"]
+__all__ = ["LocalServer", "ServedModel", "ServiceError", "ServiceInference", "ServiceModel",
+           "TensorSpec", "TritonServer", "add_arguments", "export_model", "inference_model",
+           "inference_module", "server_env", "server_env_problem"]
