@@ -148,6 +148,20 @@ class Backend(ABC):
         """Compile (once, cached) and enqueue ``kernel`` on ``queue``; ``views``
         says which parameters receive collection views (each as three args)."""
 
+    # -- graphs ---------------------------------------------------------------------
+    def capture_problem(self, device: Device) -> str | None:
+        """Why work on ``device``'s queues cannot be captured into graphs and replayed,
+        or ``None`` when it can (see :meth:`graph_capture`)."""
+        return (f"backend {self.name!r} runs queue work as host calls, which no graph "
+                f"captures")
+
+    def graph_capture(self, device: Device) -> Any:
+        """An object that captures queue work on ``device`` into graphs: ``.queue``
+        (the queue to capture on), ``.capture(work) -> graph`` (runs ``work()`` while
+        capturing that queue) and ``graph.launch()`` (enqueues the captured work on
+        ``.queue``); only where :meth:`capture_problem` is ``None``."""
+        raise BackendError(self.capture_problem(device) or "no graph capture")
+
     @property
     def state(self) -> str:
         """``available``, or ``unavailable: <reason>``."""

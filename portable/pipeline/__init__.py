@@ -18,15 +18,16 @@ Example::
     3
 """
 from .context import Context
-from .errors import EventFailure, PipelineError
+from .errors import EventFailure, GraphCaptureError, OverCapacity, PipelineError
 from .event import Event
 from .module import Analyzer, ExternalWork, Filter, Module, ModuleSpec, Producer, module
 from .process import Process
-from .report import Failure, ModuleTime, Report
+from .report import Failure, GraphStats, ModuleTime, Report
 from .tokens import Input, Registration, Token
 
 __all__ = [
     "Analyzer", "Context", "Event", "EventFailure", "ExternalWork", "Failure", "Filter",
-    "Input", "Module", "ModuleSpec", "ModuleTime", "PipelineError", "Process", "Producer",
+    "GraphCaptureError", "GraphStats", "Input", "Module", "ModuleSpec", "ModuleTime",
+    "OverCapacity", "PipelineError", "Process", "Producer",
     "Registration", "Report", "Token", "module",
 ]

@@ -56,6 +56,10 @@ def parser(description: str | None = None) -> argparse.ArgumentParser:
     for flag, backend in WEIGHT_FLAGS.items():
         p.add_argument(f"--{flag}", type=float, default=None, metavar="WEIGHT",
                        help=f"share of the slots on {backend} (weights are normalised)")
+    p.add_argument("--graphs", choices=("auto", "on", "off"), default="auto",
+                   help="capture each slot's device work into graphs and replay them per "
+                        "event: auto (where the backend and modules allow; the default), "
+                        "on (an error where they do not), off")
     p.add_argument("--json", metavar="FILE", default=None, help="write the report as JSON")
     return p
 
@@ -100,7 +104,8 @@ def main(build: Callable[[argparse.Namespace], tuple[Sequence[Any], Any]],
     bar = ProgressBar(max_events)
     process = Process(modules, source, threads=threads, streams=streams,
                       backends=weights(options), max_events=max_events, run_for=run_for,
-                      warmup_events=options.warmupEvents, on_event=bar.update)
+                      warmup_events=options.warmupEvents, on_event=bar.update,
+                      graphs=options.graphs)
     try:
         report = process.run()
     finally:

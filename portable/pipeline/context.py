@@ -27,7 +27,8 @@ from ..layout import Layout
 from ..memory import alloc_host_buffer, memcpy
 from ..queue import Queue
 from ..workdiv import WorkDiv, make_workdiv
-from .memory import EventMemory
+from .errors import PipelineError
+from .memory import EventMemory, Staging
 
 
 class Context:
@@ -37,12 +38,33 @@ class Context:
     the event's ``memory`` and is valid until the event ends: keep a copy of what must
     outlive it."""
 
-    def __init__(self, queue: Queue, slot: int, memory: EventMemory) -> None:
+    def __init__(self, queue: Queue, slot: int, memory: EventMemory,
+                 staged: Staging | None = None) -> None:
         self.queue = queue
         self.device = queue.device
         self.backend: str = queue.backend.name
         self.slot = slot
         self.memory = memory
+        self._staged = staged
+
+    def staging(self, name: str, shape: int | Sequence[int], dtype: Any) -> np.ndarray:
+        """The module's static host buffer ``name`` in this slot: the same array for
+        every event (pinned on a GPU; uninitialised at first), for ``stage`` to copy
+        the event's host inputs into and the device work to copy from.
+
+        Example::
+
+            >>> import numpy as np, portable as pt
+            >>> from .memory import Staging
+            >>> q = pt.Queue(pt.get_device("cpu_serial"))
+            >>> ctx = Context(q, 0, EventMemory(), Staging("Unpack"))
+            >>> ctx.staging("n", 1, np.int32) is ctx.staging("n", 1, np.int32)
+            True
+        """
+        if self._staged is None:
+            raise PipelineError("ctx.staging serves the modules of a pipeline job; this "
+                                "context belongs to none")
+        return self._staged.get(self.queue, name, shape, dtype)
 
     def alloc(self, shape: int | Sequence[int], dtype: Any) -> Any:
         """An uninitialised buffer on the module's device."""

@@ -21,8 +21,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..allocator import ALIGNMENT, CachingAllocator, caching_allocator
+from ..checks import describe
 from ..collection import PortableCollection
 from ..device import Device, get_device
+from ..errors import ArgumentError
 from ..layout import Layout
 from ..memory import address_of, memcpy
 from ..queue import Queue
@@ -81,6 +83,51 @@ class EventMemory:
             taken, self._taken = self._taken, []
         for allocator, array, queue in taken:
             allocator.free(array, queue)
+
+
+class Staging:
+    """One module's static host buffers in one slot, by name: the same array for
+    every event (pinned on a GPU), kept for the life of the job.
+
+    Example::
+
+        >>> import numpy as np, portable as pt
+        >>> q = pt.Queue(pt.get_device("cpu_serial"))
+        >>> staging = Staging("Unpack")
+        >>> a = staging.get(q, "hits", 4, np.float32)
+        >>> a is staging.get(q, "hits", (4,), np.float32)
+        True
+        >>> staging.get(q, "hits", 5, np.float32)
+        Traceback (most recent call last):
+        ...
+        portable.errors.ArgumentError: ctx.staging in module 'Unpack': buffer 'hits' has shape (4,) and dtype float32, asked for shape (5,) and dtype float32; one name holds one shape and dtype (size it at the capacity), use another name for another buffer
+    """
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def get(self, queue: Queue, name: str, shape: int | Sequence[int],
+            dtype: Any) -> np.ndarray:
+        """The buffer ``name`` (made on first use, uninitialised)."""
+        found = self._buffers.get(name)
+        dims = (shape,) if type(shape) is int else tuple(shape)
+        if found is not None and found.shape == dims and found.dtype == dtype:
+            return found
+        where = f"ctx.staging in module {self.module!r}"
+        if not isinstance(name, str) or not name:
+            raise ArgumentError(f"{where}: argument 'name' must be a non-empty str, got "
+                                f"{describe(name)}")
+        if found is not None:
+            raise ArgumentError(
+                f"{where}: buffer {name!r} has shape {found.shape} and dtype {found.dtype}, "
+                f"asked for shape {dims} and dtype {np.dtype(dtype)}; one name holds one "
+                f"shape and dtype (size it at the capacity), use another name for another "
+                f"buffer")
+        allocator = allocator_for(queue.device, pinned=queue.backend.is_gpu)
+        array = allocator.alloc(queue, dims, dtype)  # never freed: it stays with the slot
+        self._buffers[name] = array
+        return array
 
 
 def is_memory(value: Any, device: Device) -> bool:

@@ -29,8 +29,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+import numpy as np
+
 from ..checks import describe
 from ..errors import ArgumentError
+from .errors import PipelineError
 
 if TYPE_CHECKING:
     from .context import Context
@@ -40,12 +43,24 @@ if TYPE_CHECKING:
 
 class Module:
     """Base of every module: ``register`` declares products; ``backend`` (a class
-    attribute, default ``None``: the slot's) pins the module to one backend."""
+    attribute, default ``None``: the slot's) pins the module to one backend;
+    ``capturable = True`` (a class attribute) says that the device work of
+    ``produce`` (Producer) or ``acquire`` (ExternalWork) follows the graph rules
+    (fixed capacities, no per-event host values, no host synchronisation), so that
+    graph mode may capture it once per slot and replay it (see docs/pipeline.md)."""
 
     backend: str | None = None
+    capturable: bool = False
 
     def register(self, reg: Registration) -> None:
         """Declare products with ``reg.produces``, ``reg.consumes``, ``reg.requires``."""
+
+    def stage(self, event: Event, ctx: Context) -> None:
+        """Host-only work run for every event right before the module's device work:
+        copy this event's host inputs into ``ctx.staging(name, shape, dtype)``
+        buffers; raise :class:`~portable.pipeline.OverCapacity` when the event does
+        not fit the capacities (the event then runs eagerly). Does nothing unless
+        overridden."""
 
 
 class Producer(Module):
@@ -80,6 +95,19 @@ class Filter(Module):
 
 
 KINDS = (Producer, ExternalWork, Analyzer, Filter)
+
+
+def decision(name: str, value: Any) -> bool:
+    """A filter's return value as a bool, or a PipelineError naming the filter."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise PipelineError(f"filter {name!r} returned {value!r}; a filter returns True (the "
+                        f"event goes on) or False (the modules that require it skip it)")
+
+
+def stages(instance: Module) -> bool:
+    """Whether ``instance`` overrides :meth:`Module.stage`."""
+    return type(instance).stage is not Module.stage
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ Example::
 """
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -30,6 +31,7 @@ from ..checks import describe, expect_count, expect_flag
 from ..errors import ArgumentError
 from .errors import EventFailure, PipelineError
 from .graph import Graph
+from .graphmode import SlotGraphs, check_mode, decide
 from .module import Filter, as_spec
 from .report import Report
 from .scheduler import Scheduler
@@ -52,6 +54,13 @@ class Process:
     reported. ``jitter_ms`` sleeps a random time up to that before each module
     call (to shake out ordering assumptions in tests); ``on_event`` is called after
     each timed event (a progress bar).
+
+    ``graphs``: ``"auto"`` (default) runs graph mode on the slots whose backend can
+    capture graphs and whose modules are all capturable device steps or host steps
+    (else eagerly, the report saying why), ``"on"`` the same but a PipelineError
+    naming every obstacle instead, ``"off"`` never. In graph mode each slot runs
+    ``graph_warmup`` events eagerly, captures its segments at the next, then replays
+    them (see docs/pipeline.md, "Graph mode").
     """
 
     def __init__(self, modules: Sequence[Any], source: Callable[[int], Any] | Iterable[Any],
@@ -59,8 +68,11 @@ class Process:
                  backends: Mapping[str, float] | None = None, max_events: int | None = None,
                  run_for: float | None = None, warmup_events: int = 0,
                  stop_on_error: bool = False, jitter_ms: float = 0.0,
-                 on_event: Callable[[], None] | None = None) -> None:
+                 on_event: Callable[[], None] | None = None, graphs: str = "auto",
+                 graph_warmup: int = 1) -> None:
         where = "Process"
+        self.graphs = check_mode(graphs, where)
+        self.graph_warmup = expect_count(graph_warmup, "graph_warmup", where)
         self.threads = expect_count(threads, "threads", where, least=1)
         self.streams = self.threads if streams is None else \
             expect_count(streams, "streams", where, least=1)
@@ -87,6 +99,9 @@ class Process:
         first = self.slots[0]
         filters = {n for n, m in first.modules.items() if isinstance(m, Filter)}
         self.graph = Graph.build(first.registrations, filters)
+        self.graph_stats, plans = decide(self.graphs, self.slots, self.graph)
+        self.graph_slots = {index: SlotGraphs(self.slots[index], ops, self.graph_warmup)
+                            for index, ops in plans.items()}
 
     @staticmethod
     def _build_slots(specs: list[Any], backends: list[str]) -> list[Slot]:
@@ -109,7 +124,8 @@ class Process:
     def run(self) -> Report:
         """Run the warm-up events, then the timed ones; the report covers the latter."""
         scheduler = Scheduler(self.slots, self.graph, self.source, self.threads,
-                              self.stop_on_error, self.jitter_ms)
+                              self.stop_on_error, self.jitter_ms,
+                              graph_slots=self.graph_slots, graph_stats=self.graph_stats)
         try:
             if self.warmup_events:
                 scheduler.run(self.warmup_events, None)
@@ -128,7 +144,8 @@ class Process:
                       slot_backends=[s.device.backend.name for s in self.slots],
                       events_per_backend=dict(scheduler.per_backend),
                       failures=sorted(scheduler.failures, key=lambda f: f.event),
-                      module_times=dict(scheduler.module_times))
+                      module_times={**scheduler.module_times, **scheduler.replay_times()},
+                      graphs=copy.deepcopy(self.graph_stats))
 
     def _raise_first(self, scheduler: Scheduler) -> None:
         if self.stop_on_error and scheduler.failures:

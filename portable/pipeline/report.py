@@ -35,6 +35,48 @@ class ModuleTime:
     seconds: float = 0.0
 
 
+#: the most fallback reasons a report keeps per backend
+KEPT_REASONS = 5
+
+
+@dataclass
+class GraphStats:
+    """Graph mode on one backend: ``on`` or off and ``why``; over the timed events,
+    ``replayed`` (their device work all from graphs), ``eager`` (warm-up and capture
+    events of graph mode) and ``fallbacks`` (over capacity: run eagerly; counted on
+    every backend) with the first few ``fallback_reasons``; ``captures``: segments
+    captured over the whole job (warm-up events included)."""
+
+    on: bool
+    why: str = ""
+    replayed: int = 0
+    eager: int = 0
+    fallbacks: int = 0
+    fallback_reasons: list[str] = field(default_factory=list)
+    captures: int = 0
+
+    def count(self, over: str | None, outcome: str) -> None:
+        """Count one event: over capacity (``over`` says why), else its ``outcome``
+        in graph mode (``"replayed"`` or ``"eager"``; ``""`` outside graph mode)."""
+        if over is not None:
+            self.fallbacks += 1
+            if len(self.fallback_reasons) < KEPT_REASONS and over not in self.fallback_reasons:
+                self.fallback_reasons.append(over)
+        elif outcome == "replayed":
+            self.replayed += 1
+        elif outcome == "eager":
+            self.eager += 1
+
+    def line(self, backend: str) -> str:
+        """One line for the summary."""
+        if not self.on:
+            fell = f"; {self.fallbacks} events over capacity" if self.fallbacks else ""
+            return f"graphs off on {backend} ({self.why}){fell}"
+        reasons = f" ({'; '.join(self.fallback_reasons)})" if self.fallback_reasons else ""
+        return (f"graphs on on {backend}: {self.replayed} events replayed, {self.eager} "
+                f"eager, {self.fallbacks} fell back{reasons}, {self.captures} captures")
+
+
 @dataclass
 class Report:
     """The timed part of a job (warm-up events excluded)."""
@@ -52,6 +94,8 @@ class Report:
     failures: list[Failure] = field(default_factory=list)
     #: (module name, backend) -> host time in its calls
     module_times: dict[tuple[str, str], ModuleTime] = field(default_factory=dict)
+    #: backend -> graph mode there
+    graphs: dict[str, GraphStats] = field(default_factory=dict)
 
     @property
     def throughput(self) -> float:
@@ -64,9 +108,11 @@ class Report:
         return 100.0 * self.cpu_s / (self.wall_s * self.threads) if self.wall_s > 0 else 0.0
 
     def summary(self) -> str:
-        """The reference framework's closing line."""
-        return (f"Processed {self.events} events in {self.wall_s:.3g} seconds, throughput "
+        """The reference framework's closing line, then one line per backend saying
+        whether graph mode ran there."""
+        line = (f"Processed {self.events} events in {self.wall_s:.3g} seconds, throughput "
                 f"{self.throughput:.4g} events/s, CPU usage per thread: {self.cpu_usage:.3g}%")
+        return "\n".join([line] + [stats.line(b) for b, stats in self.graphs.items()])
 
     def table(self) -> str:
         """Time per module and backend, the slowest first."""
@@ -84,5 +130,6 @@ class Report:
         data = asdict(self)
         data["module_times"] = [{"module": m, "backend": b, **asdict(t)}
                                 for (m, b), t in self.module_times.items()]
+        data["graphs"] = {b: asdict(g) for b, g in self.graphs.items()}
         data.update(throughput=self.throughput, cpu_usage=self.cpu_usage)
         return data

@@ -18,18 +18,18 @@ import time
 import traceback
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
 from ..device import Device
 from ..event import Event as QueueEvent
 from ..queue import Queue
 from .context import Context
-from .errors import PipelineError
+from .errors import GraphCaptureError, OverCapacity, PipelineError
 from .event import Event, Product
 from .graph import Graph
+from .graphmode import SlotGraphs
+from .graphrun import GraphRunner
 from .memory import EventMemory, is_memory
-from .module import Analyzer, ExternalWork, Filter, Producer
-from .report import Failure, ModuleTime
+from .module import Analyzer, ExternalWork, Filter, Producer, decision, stages
+from .report import Failure, GraphStats, ModuleTime
 from .slot import Slot
 from .source import EventSource
 from .tokens import Token
@@ -50,6 +50,7 @@ class EventRun:
         self.holder: dict[int, str] = {}  # queue id -> the module that last took it
         self.next_queue: dict[Device, int] = {}
         self.memory = EventMemory()
+        self.over: str | None = None  # why a stage said the event is over capacity
 
     def fresh_queue(self, device: Device, user: str) -> Queue:
         """A queue of the slot that no module has used yet in this event."""
@@ -69,8 +70,13 @@ class Scheduler:
 
     def __init__(self, slots: Sequence[Slot], graph: Graph, source: EventSource,
                  threads: int, stop_on_error: bool, jitter_ms: float = 0.0,
-                 on_event: Callable[[], None] | None = None) -> None:
+                 on_event: Callable[[], None] | None = None,
+                 graph_slots: dict[int, SlotGraphs] | None = None,
+                 graph_stats: dict[str, GraphStats] | None = None) -> None:
         self.slots, self.graph, self.source = list(slots), graph, source
+        self.graph_slots = graph_slots or {}
+        self.graph_stats = graph_stats if graph_stats is not None else {}
+        self.graph_runner = GraphRunner(self)
         self.stop_on_error = stop_on_error
         self.jitter_s = jitter_ms / 1e3
         self._random = random.Random(0)
@@ -88,6 +94,26 @@ class Scheduler:
         self.copies = 0
         self.per_backend: dict[str, int] = {}
         self.module_times: dict[tuple[str, str], ModuleTime] = {}
+        for stats in self.graph_stats.values():
+            stats.replayed = stats.eager = stats.fallbacks = 0
+            stats.fallback_reasons = []
+        for graphs in self.graph_slots.values():
+            for state in graphs.segments.values():
+                state.replay_time = ModuleTime()
+
+    def replay_times(self) -> dict[tuple[str, str], ModuleTime]:
+        """Host time of the segments' replays (stage calls and launch), per segment
+        and backend, as rows of the module table."""
+        rows: dict[tuple[str, str], ModuleTime] = {}
+        for graphs in self.graph_slots.values():
+            backend = graphs.slot.device.backend.name
+            for segment, state in graphs.segments.items():
+                if state.replay_time.calls:
+                    row = rows.setdefault((f"graph of {', '.join(segment.modules)}", backend),
+                                          ModuleTime())
+                    row.calls += state.replay_time.calls
+                    row.seconds += state.replay_time.seconds
+        return rows
 
     def close(self) -> None:
         """Let the threads go."""
@@ -105,6 +131,8 @@ class Scheduler:
         for slot in self.slots:
             self._submit(self.workers, self._start_next, slot)
         self._idle.wait()
+        if isinstance(self._fatal, GraphCaptureError):
+            raise self._fatal
         if self._fatal is not None:
             raise PipelineError(f"the job stopped: {self._fatal}") from self._fatal
 
@@ -138,6 +166,10 @@ class Scheduler:
                 self._active -= 1
                 if self._active == 0:
                     self._idle.set()
+            return
+        graphs = self.graph_slots.get(slot.index)
+        if graphs is not None:
+            self.graph_runner.start(graphs, item[0], item[1])
             return
         run = EventRun(slot, item[0], item[1], self.graph)
         for name in self.graph.roots:  # a checked graph has one at least
@@ -196,17 +228,26 @@ class Scheduler:
                                           f"{type(err).__name__}: {err} (in queued work)",
                                           "".join(traceback.format_exception(err)))
         run.memory.release()
+        self._count(run.slot, run.failure, run.over)
+
+    def _count(self, slot: Slot, failure: Failure | None, over: str | None,
+               outcome: str = "") -> None:
+        """Count an ended event (``over``: why it was over capacity; ``outcome``: in
+        graph mode, ``"replayed"`` or ``"eager"``), then start the slot's next one."""
         with self.lock:
             self.events += 1
-            backend = run.slot.device.backend.name
+            backend = slot.device.backend.name
             self.per_backend[backend] = self.per_backend.get(backend, 0) + 1
-            if run.failure is not None:
-                self.failures.append(run.failure)
+            stats = self.graph_stats.get(backend)
+            if stats is not None:
+                stats.count(over, outcome)
+            if failure is not None:
+                self.failures.append(failure)
                 if self.stop_on_error:
                     self.source.stop()
         if self.on_event is not None:
             self.on_event()
-        self._start_next(run.slot)
+        self._start_next(slot)
 
     # -- modules -------------------------------------------------------------------------
     def _start_module(self, run: EventRun, name: str) -> None:
@@ -228,7 +269,7 @@ class Scheduler:
                                    run.products[wanted.product].value)
                   for wanted in reg.consumed}
         event = Event(run.number, run.input, {}, inputs, name, set(reg.produced))
-        ctx = Context(queue, slot.index, run.memory)
+        ctx = Context(queue, slot.index, run.memory, slot.staging(name))
         pending = [e for e in host_events if not e.query()]
         if pending:
             self._wait_then(pending, self._call, run, name, event, ctx)
@@ -293,6 +334,11 @@ class Scheduler:
         passed = True
         try:
             with self._timed(name, ctx, counted=not isinstance(module, ExternalWork)):
+                if stages(module):
+                    try:
+                        module.stage(event, ctx)
+                    except OverCapacity as err:
+                        run.over = run.over or f"{name}: {err}"
                 if isinstance(module, ExternalWork):
                     module.acquire(event, ctx)
                     acquired = QueueEvent(ctx.device, timing=False)
@@ -302,7 +348,7 @@ class Scheduler:
                 elif isinstance(module, Analyzer):
                     module.analyze(event, ctx)
                 elif isinstance(module, Filter):
-                    passed = _decision(name, module.filter(event, ctx))
+                    passed = decision(name, module.filter(event, ctx))
             if isinstance(module, ExternalWork):
                 if acquired.query():
                     self._produce(run, name, event, ctx)
@@ -373,9 +419,3 @@ class _Timer:
             row.calls += self.counted
             row.seconds += elapsed
 
-
-def _decision(name: str, value: Any) -> bool:
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    raise PipelineError(f"filter {name!r} returned {value!r}; a filter returns True (the "
-                        f"event goes on) or False (the modules that require it skip it)")

@@ -19,6 +19,7 @@ from ..device import Device
 from ..errors import BackendError
 from ..queue import Queue
 from .errors import PipelineError
+from .memory import Staging
 from .module import Module, ModuleSpec
 from .tokens import Registration
 
@@ -41,6 +42,11 @@ class Slot:
             self.registrations[spec.name] = reg
             self.devices[spec.name] = self._device_of(spec.name, instance)
         self._queues: dict[Device, list[Queue]] = {}
+        self._staging = {name: Staging(name) for name in self.modules}
+
+    def staging(self, name: str) -> Staging:
+        """Module ``name``'s static host buffers in this slot (``ctx.staging``)."""
+        return self._staging[name]
 
     def _device_of(self, name: str, instance: Module) -> Device:
         """The slot's device, or a device of the backend the module pins itself to."""
