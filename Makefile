@@ -12,7 +12,7 @@ TRITON_VENV ?= .venv-triton
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[test,bench,service]"
+	$(PY) -m pip install -q -e ".[test,bench,service,rocm]"
 	touch $@
 
 $(TRITON_VENV)/.installed:
