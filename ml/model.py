@@ -35,9 +35,11 @@ import functools
 import os
 import shutil
 import threading
+import weakref
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -143,35 +145,42 @@ class Model:
             raise ArgumentError(f"{where}: argument 'meta' must be an ml.ModelMetadata, got "
                                 f"{describe(meta)}; pair input and output blocks with "
                                 f"ml.ModelMetadata(inputs, outputs)")
-        start, stop = check_rows(where, meta.rows(), start, stop)
+        rows = meta.rows()
+        if type(start) is int and start == 0 and stop is None:
+            stop = rows
+        else:
+            start, stop = check_rows(where, rows, start, stop)
         if queue is None:
             if self.queue is None:
                 raise MetadataError("the model has no queue; call model.to(queue) first, or "
                                     "pass queue= to the call")
             queue = self.queue
-        else:
+        elif type(queue) is not Queue:
             queue = expect_queue(queue, "queue", where)
-        _check_devices(meta, queue)
-        _check_output_blocks(meta)
-        device = torch_device(meta.inputs.collection)
-        module = self._on(device)
-        inputs = meta.inputs.tensors(start, stop)
-        targets = meta.outputs.tensors(start, stop)
-        cast = self.cast
+        call = _prepared_call(meta, queue, start, stop)
+        module = self._on(call.device)
+        inputs = call.inputs if call.inputs is not None else meta.inputs.tensors(start, stop)
+        targets, cast = call.targets, self.cast
 
         def run() -> None:
             _apply_threads(torch)
-            with _on_stream(queue), torch.inference_mode():
-                try:
-                    result = module(*inputs)
-                except Exception as err:
-                    shapes = ", ".join(f"{name} {tuple(t.shape)} {t.dtype}"
-                                       for name, t in zip(meta.inputs.order, inputs))
-                    first = (str(err).splitlines() or [type(err).__name__])[0]
-                    raise MetadataError(f"the model rejected its inputs ({shapes}): "
-                                        f"{first}") from err
-                for target, value in _pair_outputs(result, meta.outputs.order, targets, cast):
-                    target.copy_(value)
+            restore = _enter_stream(queue)
+            try:
+                with _inference_mode(torch):
+                    try:
+                        result = module(*inputs)
+                    except Exception as err:
+                        shapes = ", ".join(f"{name} {tuple(t.shape)} {t.dtype}"
+                                           for name, t in zip(meta.inputs.order, inputs))
+                        first = (str(err).splitlines() or [type(err).__name__])[0]
+                        raise MetadataError(f"the model rejected its inputs ({shapes}): "
+                                            f"{first}") from err
+                    for target, value in _pair_outputs(result, meta.outputs.order, targets,
+                                                       cast, call.shared):
+                        target.copy_(value)
+            finally:
+                if restore is not None:
+                    _leave_stream(torch, restore)
 
         if queue.backend.is_gpu:
             run()  # torch enqueues on the queue's stream
@@ -189,6 +198,48 @@ class Model:
                     self._deployed[device] = found
                     self.deployments += 1
         return found
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What a call over rows ``start:stop`` of a metadata needs once its checks pass:
+    the torch device, the block tensors (inputs ``None`` when a block is a copy,
+    gathered anew at each call) and the storages of the output blocks."""
+
+    device: Any
+    inputs: list[Any] | None
+    targets: list[Any]
+    shared: frozenset[int]
+
+
+#: per metadata, the calls prepared for it (the metadata's block order, rows and
+#: device are part of the key: a change of any is a new call)
+_calls: weakref.WeakKeyDictionary[ModelMetadata, dict[tuple[Any, ...], _Call]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _prepared_call(meta: ModelMetadata, queue: Queue, start: int, stop: int) -> _Call:
+    """The checked :class:`_Call` for ``meta`` on ``queue``, made at the first call and
+    kept while nothing it depends on changes."""
+    inputs, outputs = meta.inputs, meta.outputs
+    key = (inputs, outputs, tuple(inputs.order), tuple(outputs.order), start, stop,
+           queue.device)
+    known = _calls.get(meta)
+    if known is None:
+        known = _calls[meta] = {}
+    found = known.get(key)
+    if found is None:
+        _check_devices(meta, queue)
+        _check_output_blocks(meta)
+        device = torch_device(inputs.collection)
+        gathered = any(inputs.blocks[name].copy for name in inputs.order)
+        tensors = inputs.tensors(start, stop)  # checks the rows' alignment
+        targets = outputs.tensors(start, stop)
+        if len(known) > 256:  # many row ranges: keep it small
+            known.clear()
+        found = known[key] = _Call(device, None if gathered else tensors, targets,
+                                   frozenset(t.untyped_storage().data_ptr() for t in targets))
+    return found
 
 
 def _check_devices(meta: ModelMetadata, queue: Queue) -> None:
@@ -230,8 +281,8 @@ def _check_output_blocks(meta: ModelMetadata) -> None:
             owner[member] = name
 
 
-def _pair_outputs(result: Any, order: list[str], targets: list[Any],
-                  cast: str) -> list[tuple[Any, Any]]:
+def _pair_outputs(result: Any, order: list[str], targets: list[Any], cast: str,
+                  shared: frozenset[int]) -> list[tuple[Any, Any]]:
     """(output block tensor, model output) pairs, every one checked before any write;
     an output that shares memory with a block is copied first, so that no write
     changes a value still to be written."""
@@ -259,7 +310,7 @@ def _pair_outputs(result: Any, order: list[str], targets: list[Any],
             raise MetadataError(f"output {name!r}: the model gives {_summary(value)}, not a "
                                 f"torch tensor; return tensors (torch.from_numpy turns an "
                                 f"array into one)")
-        if tuple(value.shape) != tuple(target.shape):
+        if value.shape != target.shape:
             raise MetadataError(f"output {name!r}: the model gives shape {tuple(value.shape)}, "
                                 f"the block holds {tuple(target.shape)} (rows, members...); "
                                 f"make the model's output that shape")
@@ -267,7 +318,7 @@ def _pair_outputs(result: Any, order: list[str], targets: list[Any],
             raise MetadataError(f"output {name!r}: the model gives a tensor on "
                                 f"{value.device}, the block lives on {target.device}; return "
                                 f"outputs on the inputs' device")
-        if not _castable(value.dtype, target.dtype, cast):
+        if value.dtype is not target.dtype and not _castable(value.dtype, target.dtype, cast):
             opt_in = " or pass cast='same_kind' to ml.Model," if cast == "safe" and \
                 _castable(value.dtype, target.dtype, "same_kind") else ""
             raise MetadataError(f"output {name!r}: the model gives {value.dtype}, the block "
@@ -275,7 +326,6 @@ def _pair_outputs(result: Any, order: list[str], targets: list[Any],
                                 f"change values (cast={cast!r}); cast in the model "
                                 f"(.to({target.dtype})),{opt_in} or declare the member "
                                 f"with the model's dtype")
-    shared = {t.untyped_storage().data_ptr() for t in targets}
     return [(target, value.clone() if value.untyped_storage().data_ptr() in shared else value)
             for target, value in zip(targets, values)]
 
@@ -309,19 +359,43 @@ def _castable(source: Any, target: Any, rule: str) -> bool:
     return bool(np.can_cast(numpy_types[0], numpy_types[1], rule))
 
 
-@contextlib.contextmanager
-def _on_stream(queue: Queue) -> Iterator[None]:
-    """Torch work inside runs on ``queue``'s CUDA stream (nothing to do on the CPU)."""
+def _enter_stream(queue: Queue) -> tuple[tuple[int, int, int], ...] | None:
+    """Make ``queue``'s CUDA stream torch's current one; what to restore with
+    :func:`_leave_stream` (``None``: nothing to do, on the CPU). Switches through
+    the stream ids torch keeps (``torch.cuda.stream(...)`` costs several times more)."""
     if not queue.backend.is_gpu:
-        yield
-        return
+        return None
     import torch
-    stream = queue.backend_cache.get("torch_stream")
-    if stream is None:  # made once per queue, not per call
-        stream = queue.backend_cache["torch_stream"] = torch.cuda.ExternalStream(
-            int(queue.native), device=torch.device("cuda", queue.device.index))
-    with torch.cuda.stream(stream):
-        yield
+    ids = queue.backend_cache.get("torch_stream_ids")
+    if ids is None:  # made once per queue, not per call
+        stream = torch.cuda.ExternalStream(int(queue.native),
+                                           device=torch.device("cuda", queue.device.index))
+        ids = queue.backend_cache["torch_stream_ids"] = (
+            stream.stream_id, stream.device_index, stream.device_type)
+        queue.backend_cache["torch_stream"] = stream  # keeps the id valid
+    api = torch._C
+    here = api._cuda_getDevice()
+    previous = api._cuda_getCurrentStream(here)
+    if previous == ids:
+        return ()  # already current
+    restore = (previous,)
+    if here != ids[1]:  # the stream's device becomes current: restore its stream first
+        restore = (api._cuda_getCurrentStream(ids[1]),) + restore
+    api._cuda_setStream(stream_id=ids[0], device_index=ids[1], device_type=ids[2])
+    return restore
+
+
+def _leave_stream(torch: Any, restore: tuple[tuple[int, int, int], ...]) -> None:
+    """Undo :func:`_enter_stream`: each device's stream as it was, the device too."""
+    for stream_id, device_index, device_type in restore:
+        torch._C._cuda_setStream(stream_id=stream_id, device_index=device_index,
+                                 device_type=device_type)
+
+
+def _inference_mode(torch: Any) -> Any:
+    """``torch.inference_mode()``, through the guard it enters (a fraction of its cost)."""
+    guard = getattr(torch._C, "_InferenceMode", None)
+    return guard(True) if guard is not None else torch.inference_mode()
 
 
 def _load(source: Any) -> tuple[str, Any]:
