@@ -4,10 +4,15 @@ The job is ``examples/calo_pipeline.py``'s (``build(options)``: Upload, Clue,
 Features, Score, Select), run by ``portable.pipeline.Process`` for every point of
 host threads (``--threads-list``, capped at the cores this process may use) x
 streams (``--streams-list``), per backend that runs here (cpu_serial, cpu_threads,
-cuda), at two event sizes (``small`` ~1k hits, ``large`` ~10k hits). Each point
-runs ``--warmup`` untimed events (default 4 x streams, 8 at least), then ``--seconds`` of events (or exactly
-``--events``), and records events/s and the CPU usage per thread (process CPU
-time / (wall time x threads)).
+cuda), at two event sizes (``small`` ~1k hits, ``large`` ~10k hits), with graph
+mode off and on (``--graphs-list``; on only where the backend can capture CUDA
+graphs: a real GPU, not the simulator or a CPU backend). Each point runs
+``--warmup`` untimed events (default 4 x streams, 8 at least; they include each
+slot's warm-up and capture events in graph mode), then ``--seconds`` of events
+(or exactly ``--events``), and records events/s, the CPU usage per thread
+(process CPU time / (wall time x threads)), the host time per event (process CPU
+time / events, and each module's share: where the host time goes), and the
+share of events that fell back to eager mode (more hits than the capacity).
 
 The source hands out a pool of ``--pool`` events generated before any timing
 (event ``n`` is pool entry ``n % pool``), so the generator's time is not counted.
@@ -29,7 +34,11 @@ sum of the parts'.
 
 Targets: cpu_serial speed-up (best over streams, vs 1 thread) >= 0.8 x threads up
 to the core count; on a GPU, more events/s with 4 streams than with 1 at ``large``;
-the mixed job >= 0.9 x the sum of its parts.
+the mixed job >= 0.9 x the sum of its parts; on a GPU, graph mode >= 10 x the
+events/s of eager mode at ``large`` (each the best over threads x streams).
+
+``--record-name`` names the record (default ``pipeline``), e.g. for a run of a
+part of the points that should not replace the full record.
 
 Prints a table per backend and size, writes ``pipeline_<device>.json`` under
 ``--out`` (default ``benchmarks/results``) and a plot beside it (events/s vs
@@ -37,6 +46,7 @@ threads, one line per streams value, a panel per backend x size).
 
     python benchmarks/pipeline.py --quick            # smoke run, < 1 minute on 2 cores
     python benchmarks/pipeline.py --threads-list 1,2,4,8,16 --seconds 1
+    python benchmarks/pipeline.py --backends cuda --record-name pipeline_graphs
 """
 from __future__ import annotations
 
@@ -58,6 +68,7 @@ from portable.memory import address_of
 from portable.pipeline import cli, memory
 
 BACKENDS = ("cpu_serial", "cpu_threads", "cuda")
+GRAPHS = ("off", "on")
 SHAPES = ("small", "large")
 THREADS = (1, 2, 4, 8, 16)
 STREAMS = (1, 2, 4, 8)
@@ -65,6 +76,8 @@ STREAMS = (1, 2, 4, 8)
 SCALING_TARGET = 0.8
 #: the mixed job's events/s >= MIXED_TARGET x the sum of its parts'
 MIXED_TARGET = 0.9
+#: graph mode's events/s >= GRAPHS_TARGET x eager mode's at large, on a GPU
+GRAPHS_TARGET = 10.0
 ALLOCATOR_SWITCH = ("allocator off: portable.pipeline.memory.allocator_for replaced for the "
                     "run by benchmarks/pipeline.py's PlainAllocator (pt.alloc_buffer, "
                     "pt.alloc_host_buffer(pinned=True) for pinned memory; nothing cached); "
@@ -157,27 +170,40 @@ class Point:
     threads: int
     streams: int
     caching_allocator: bool
+    graphs: str
     events: int
     wall_s: float
     events_per_s: float
     cpu_usage_pct: float
+    host_us_per_event: float
+    module_us_per_event: dict[str, float]
+    replayed_share: float
+    fallback_share: float
     events_per_backend: dict[str, int]
 
 
 def measure(job: Job, backends: dict[str, float], threads: int, streams: int,
-            run: dict[str, Any], caching: bool = True) -> Point:
-    """Run ``job`` once with the given threads, streams and backend weights:
-    ``run['warmup']`` untimed events, then ``run['events']`` or ``run['seconds']``."""
+            run: dict[str, Any], caching: bool = True, graphs: str = "off") -> Point:
+    """Run ``job`` once with the given threads, streams, backend weights and graph
+    mode: ``run['warmup']`` untimed events, then ``run['events']`` or ``run['seconds']``."""
     events = run["events"]
     with allocator(caching):
         report = pp.Process(job.modules, job.source, threads=threads, streams=streams,
                             backends=backends, max_events=events,
                             run_for=None if events else run["seconds"],
                             warmup_events=run["warmup"] or max(8, 4 * streams),
-                            stop_on_error=True).run()
+                            stop_on_error=True, graphs=graphs).run()
     name = next(iter(backends)) if len(backends) == 1 else "mixed"
-    return Point(name, job.shape, threads, streams, caching, report.events, report.wall_s,
-                 report.throughput, report.cpu_usage, dict(report.events_per_backend))
+    done = max(report.events, 1)
+    modules: dict[str, float] = {}
+    for (module, _), row in report.module_times.items():
+        modules[module] = modules.get(module, 0.0) + row.seconds * 1e6 / done
+    stats = report.graphs.values()
+    return Point(name, job.shape, threads, streams, caching, graphs, report.events,
+                 report.wall_s, report.throughput, report.cpu_usage,
+                 report.cpu_s * 1e6 / done, modules,
+                 sum(g.replayed for g in stats) / done, sum(g.fallbacks for g in stats) / done,
+                 dict(report.events_per_backend))
 
 
 def compile_kernels(job: Job, backend: str) -> None:
@@ -192,7 +218,9 @@ def compile_kernels(job: Job, backend: str) -> None:
 
 # ----------------------------------------------------------------------------- targets
 def best(points: list[Point], **where: Any) -> float | None:
-    """The highest events/s among the caching-allocator points matching ``where``."""
+    """The highest events/s among the caching-allocator points matching ``where``
+    (graph mode off unless ``where`` names it)."""
+    where.setdefault("graphs", "off")
     rates = [p.events_per_s for p in points if p.caching_allocator and
              all(getattr(p, k) == v for k, v in where.items())]
     return max(rates) if rates else None
@@ -220,6 +248,28 @@ def streams_target(points: list[Point], simulated: bool) -> dict[str, Any]:
     return {"what": "cuda at large: events/s with 4 streams / with 1 (each the best over "
                     "threads)", "target": "> 1", "ratio": ratio,
             "met": None if ratio is None or simulated else ratio > 1}
+
+
+def graphs_target(points: list[Point], simulated: bool) -> dict[str, Any]:
+    """cuda at large: best events/s with graphs on over the best with graphs off."""
+    on = best(points, backend="cuda", shape="large", graphs="on")
+    off = best(points, backend="cuda", shape="large", graphs="off")
+    ratio = on / off if on and off else None
+    return {"what": "cuda at large: events/s with graphs on / off (each the best over "
+                    "threads x streams)", "target": f">= {GRAPHS_TARGET}", "ratio": ratio,
+            "met": None if ratio is None or simulated else ratio >= GRAPHS_TARGET}
+
+
+def graph_modes(backend: str, wanted: list[str], can_capture: bool) -> list[str]:
+    """The graph modes of ``wanted`` to measure on ``backend``: ``on`` only where
+    graphs can be captured (a real GPU).
+
+    Example::
+
+        >>> graph_modes("cpu_serial", ["off", "on"], True), graph_modes("cuda", ["on"], True)
+        (['off'], ['on'])
+    """
+    return [g for g in wanted if g == "off" or (backend == "cuda" and can_capture)]
 
 
 # ----------------------------------------------------------------------------- mixed job
@@ -256,21 +306,25 @@ def run_mixed(job: Job, parts: list[tuple[str, int, int]], cores: int,
 
 # ----------------------------------------------------------------------------- output
 def print_points(points: list[Point], backend: str, shape: str, hits: float) -> None:
-    """Events/s (CPU usage per thread) per threads x streams; allocator off beside."""
-    mine = {(p.threads, p.streams, p.caching_allocator): p for p in points
+    """Events/s (host us per event) per threads x streams; allocator off and graphs
+    on beside; the share of events that fell back, where any did."""
+    mine = {(p.threads, p.streams, p.caching_allocator, p.graphs): p for p in points
             if p.backend == backend and p.shape == shape}
-    columns = [(s, caching) for s in sorted({s for _, s, _ in mine})
-               for caching in (True, False)
-               if caching or any(k[1:] == (s, False) for k in mine)]
-    headers = ["threads"] + [f"{s} streams" + ("" if caching else ", allocator off")
-                             for s, caching in columns]
+    columns = sorted({k[1:] for k in mine}, key=lambda c: (c[0], not c[1], c[2]))
+    headers = ["threads"] + [f"{s} streams" + ("" if caching else ", allocator off") +
+                             (", graphs" if graphs == "on" else "")
+                             for s, caching, graphs in columns]
     rows = []
-    for t in sorted({t for t, _, _ in mine}):
-        found = [mine.get((t, s, caching)) for s, caching in columns]
-        rows.append([t] + [f"{p.events_per_s:,.1f} ({p.cpu_usage_pct:.0f}%)" if p else "-"
-                           for p in found])
-    common.print_table(f"{backend}, {shape} (~{hits:.0f} hits): events/s (CPU usage per "
-                       f"thread)", headers, rows)
+    for t in sorted({k[0] for k in mine}):
+        found = [mine.get((t, *column)) for column in columns]
+        rows.append([t] + [f"{p.events_per_s:,.1f} ({p.host_us_per_event:,.0f} us)" if p
+                           else "-" for p in found])
+    common.print_table(f"{backend}, {shape} (~{hits:.0f} hits): events/s (host us per "
+                       f"event)", headers, rows)
+    fell = max((p.fallback_share for p in mine.values()), default=0.0)
+    if fell:
+        print(f"  at most {fell:.1%} of a point's events fell back to eager mode "
+              f"(over capacity)")
 
 
 def plot(record: dict[str, Any], path: Path) -> None:
@@ -296,16 +350,20 @@ def plot(record: dict[str, Any], path: Path) -> None:
             ax = axes[row][col]
             mine = [p for p in points if p["backend"] == backend and p["shape"] == shape]
             for i, s in enumerate(sorted({p["streams"] for p in mine})):
-                line = sorted((p["threads"], p["events_per_s"]) for p in mine
-                              if p["streams"] == s and p["caching_allocator"])
-                ax.plot(*zip(*line), marker="o", color=f"C{i}", label=f"{s} streams")
+                for graphs, style in (("off", "-"), ("on", "--")):
+                    line = sorted((p["threads"], p["events_per_s"]) for p in mine
+                                  if p["streams"] == s and p["caching_allocator"] and
+                                  p["graphs"] == graphs)
+                    if line:
+                        ax.plot(*zip(*line), style, marker="o", color=f"C{i}",
+                                label=f"{s} streams" + (", graphs" if graphs == "on" else ""))
                 off = [(p["threads"], p["events_per_s"]) for p in mine
                        if p["streams"] == s and not p["caching_allocator"]]
                 if off:
                     ax.plot(*zip(*off), "x", color=f"C{i}", markersize=9,
                             label=f"{s} streams, allocator off")
             base = [p["events_per_s"] for p in mine if p["threads"] == 1 and
-                    p["caching_allocator"]]
+                    p["caching_allocator"] and p["graphs"] == "off"]
             if backend == "cpu_serial" and base:
                 threads = sorted({p["threads"] for p in mine})
                 ax.plot(threads, [SCALING_TARGET * t * max(base) for t in threads], ":",
@@ -313,7 +371,10 @@ def plot(record: dict[str, Any], path: Path) -> None:
             ax.set_xscale("log", base=2)
             ax.set_xticks(sorted({p["threads"] for p in mine}))
             ax.set_xticklabels([str(t) for t in sorted({p["threads"] for p in mine})])
-            ax.set_ylim(bottom=0)
+            if any(p["graphs"] == "on" for p in mine):
+                ax.set_yscale("log")
+            else:
+                ax.set_ylim(bottom=0)
             ax.set_title(f"{backend}, {shape} (~{record['event_hits'][shape]:.0f} hits)")
             ax.set_xlabel("host threads")
             ax.set_ylabel("events/s")
@@ -343,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="event slots to measure (default 1,2,4,8; quick 1,2)")
     parser.add_argument("--backends", default=",".join(BACKENDS),
                         help="backends to measure, those that run here (default all)")
+    parser.add_argument("--graphs-list", default=",".join(GRAPHS),
+                        help="graph modes to measure, off and/or on (on only where graphs "
+                             "can be captured; default off,on)")
+    parser.add_argument("--record-name", default="pipeline",
+                        help="the record's name: <name>_<device>.json (default pipeline)")
     parser.add_argument("--shapes", default=",".join(SHAPES),
                         help="event sizes: small ~1k hits, large ~10k (default both)")
     parser.add_argument("--seconds", type=float, default=None,
@@ -358,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="score threshold of the selection (default 0.5)")
     parser.add_argument("--mixed", default="cuda:4:2,cpu_serial:2:2",
                         help="the mixed job's parts, backend:streams:threads,... (default "
-                             "cuda:4:2,cpu_serial:2:2; skipped when a backend cannot run)")
+                             "cuda:4:2,cpu_serial:2:2; skipped when a backend cannot run, "
+                             "or given as '')")
     common.add_section_options(parser)
     args = parser.parse_args(argv)
 
@@ -375,14 +442,20 @@ def main(argv: list[str] | None = None) -> int:
     backends = [b for b in BACKENDS if b in wanted and
                 (gpu is not None if b == "cuda" else not args.no_cpu)]
     shapes = [s.strip() for s in args.shapes.split(",")]
-    mixed_parts = parse_mixed(args.mixed)
+    graphs_wanted = [g.strip() for g in args.graphs_list.split(",") if g.strip()]
+    unknown = sorted(set(graphs_wanted) - set(GRAPHS))
+    if unknown:
+        parser.error(f"--graphs-list: unknown modes {unknown}; give off and/or on")
+    can_capture = gpu is not None and not simulated
+    mixed_parts = parse_mixed(args.mixed) if args.mixed else []
 
     device, dslug = common.record_device(gpu)
     params = {"threads": threads_list, "streams": streams_list, "backends": backends,
               "shapes": shapes, "seconds_per_point": None if args.events else run["seconds"],
               "events_per_point": args.events,
               "warmup_events": args.warmup or "4 x streams, 8 at least", "pool_events": None,
-              "threshold": args.threshold, "mixed": args.mixed,
+              "threshold": args.threshold, "mixed": args.mixed + " (graphs off)",
+              "graphs": graphs_wanted,
               "allocator_switch": ALLOCATOR_SWITCH,
               "source": "a pool of events generated before timing, event n = pool[n % pool]"}
     record = common.make_record("pipeline", device, params, args.quick)
@@ -398,9 +471,10 @@ def main(argv: list[str] | None = None) -> int:
         for shape, job in jobs.items():
             compile_kernels(job, backend)
             sim_threads = [1] if backend == "cuda" and simulated else threads_list
-            for t in sim_threads:
-                for s in streams_list:
-                    points.append(measure(job, {backend: 1.0}, t, s, run))
+            for graphs in graph_modes(backend, graphs_wanted, can_capture):
+                for t in sim_threads:
+                    for s in streams_list:
+                        points.append(measure(job, {backend: 1.0}, t, s, run, graphs=graphs))
             for t, s in sorted({(1, 1), (max(sim_threads), max(streams_list))}):
                 points.append(measure(job, {backend: 1.0}, t, s, run, caching=False))
             print_points(points, backend, shape, job.mean_hits)
@@ -412,10 +486,14 @@ def main(argv: list[str] | None = None) -> int:
             targets[f"cpu_serial_scaling_{shape}"] = scaling_target(points, shape, cores)
     if "cuda" in backends and "large" in shapes:
         targets["cuda_4_streams_over_1_large"] = streams_target(points, simulated)
+        if "on" in graph_modes("cuda", graphs_wanted, can_capture):
+            targets["cuda_graphs_over_eager_large"] = graphs_target(points, simulated)
     runnable = {b.name for b in pt.available_backends()
                 if b.name != "cuda" or (gpu is not None and not simulated)}
     missing = sorted({b for b, _, _ in mixed_parts} - runnable)
-    if missing:
+    if not mixed_parts:
+        record["mixed"] = {"skipped": "--mixed ''"}
+    elif missing:
         why_not = f"backends {missing} cannot run here (or only in the CUDA simulator)"
         record["mixed"] = {"skipped": why_not}
         common.note(f"mixed job skipped: {why_not}")
@@ -434,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, t in targets.items():
         figure = t.get("ratio", t.get("speedups"))
         print(f"target {name}: {t['target']}: {figure} -> {common.verdict(t['met'])}")
-    path = common.write_record(args.out, "pipeline", dslug, record)
+    path = common.write_record(args.out, args.record_name, dslug, record)
     plot(record, path.with_suffix(".png"))
     return 0
 

@@ -3,21 +3,31 @@
 The source gives, for each event number, the generator's hits of that event
 (host arrays, the same on every run). Per event, on the device of its slot:
 
-* ``Upload`` copies the hits into a ``Hits`` collection;
-* ``Clue`` (ExternalWork) enqueues CLUE and a copy of the cluster count into
-  pinned host memory; once the queue is there it puts the clustered hits and
-  the count;
-* ``Features`` computes each cluster's features into a ``Clusters`` collection;
-* ``Score`` runs the MLP over them in place (one ``ml.Model`` for every slot);
+* ``Upload`` copies the hits, padded to the hit capacity, into pinned staging
+  buffers (its ``stage``), then into a ``Hits`` collection of that capacity on
+  the device, with the number of hits in a one-element device array;
+* ``Clue`` runs CLUE on them, reading the count on the device, and puts the
+  clustered hits and the number of clusters (on the device);
+* ``Features`` computes each cluster's features into a ``Clusters`` collection
+  of the cluster capacity (rows after the count are zeros);
+* ``Score`` runs the MLP over every row in place (one ``ml.Model`` for every slot);
 * ``Select`` (ExternalWork) enqueues the selection of the clusters scoring
-  above ``--threshold`` and a copy of their count; then puts the indices and
-  the count;
+  above ``--threshold`` and copies the counts of selected clusters and of
+  clusters into pinned memory; once the queue is there it puts them;
 * with ``--transfer`` (implied by ``--histogram``), ``Transfer`` copies the
   results to the host; with ``--histogram``, ``Histogram`` fills the text
   histograms printed at the end;
 * with ``--validation``, ``Validate`` checks every event against the NumPy
   reference on host copies of the device products: a difference fails the
   event, and the job exits with status 1 naming the events.
+
+Every device step is capturable: buffers have the same sizes every event (the
+capacities, ``--hit-capacity`` and ``--cluster-capacity``, by default from the
+event shape), counts stay on the device and nothing waits for the host before
+``Select``'s results, so on a GPU that can capture (``--graphs auto|on``) each
+slot replays its events' device work as CUDA graphs. An event with more hits
+than the capacity runs without graphs, with buffers of its own size; one with
+more clusters than the cluster capacity fails, naming the option to raise.
 
     python examples/calo_pipeline.py --validation --maxEvents 100 \\
         --numberOfThreads 2 --numberOfStreams 2
@@ -41,75 +51,120 @@ import ml  # noqa: E402
 import portable.pipeline as pp  # noqa: E402
 from examples.calo.clue import ClueParams, enqueue_cluster  # noqa: E402
 from examples.calo.features import cluster_features, enqueue_select  # noqa: E402
-from examples.calo.generator import SHAPES, Event, generate  # noqa: E402
-from examples.calo.layouts import Clusters, Hits  # noqa: E402
+from examples.calo.generator import SHAPES, Capacity, Event, capacity_for, generate  # noqa: E402
+from examples.calo.layouts import Clusters, Hits, head  # noqa: E402
 from examples.calo.model import ClusterScorer, score  # noqa: E402
 from examples.calo.validate import check  # noqa: E402
 from portable.pipeline import cli  # noqa: E402
 
-#: the hit columns the generator gives; Clue fills the others
-INPUT_COLUMNS = ("layer", "x", "y", "energy")
+#: the hit columns the generator gives, with their types; Clue fills the others
+INPUT_COLUMNS = {m.name: m.dtype for m in Hits.members()
+                 if m.name in ("layer", "x", "y", "energy")}
 
 
 # -- the modules ----------------------------------------------------------------------
 
 class Upload(pp.Producer):
-    """The source's hits, copied into a ``Hits`` collection on the slot's device
-    (the result columns are left for ``Clue``)."""
+    """The source's hits, copied into a ``Hits`` collection of ``capacity`` rows on
+    the slot's device (the result columns are left for ``Clue``), and their number
+    in a one-element device array. An event with more hits than ``capacity`` gets
+    a collection of its own size instead (and runs without graphs)."""
+
+    capturable = True
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
 
     def register(self, reg: pp.Registration) -> None:
         self.hits = reg.produces(Hits, "uploaded")
+        self.n_hits = reg.produces(np.ndarray, "hits")
+
+    def stage(self, event: pp.Event, ctx: pp.Context) -> None:
+        source: Event = event.input
+        n = source.n_hits
+        self.fits = n <= self.capacity
+        if not self.fits:
+            raise pp.OverCapacity(f"{n} hits > hit capacity {self.capacity} (--hit-capacity)")
+        self.staged = {name: ctx.staging(name, self.capacity, dtype)
+                       for name, dtype in INPUT_COLUMNS.items()}
+        for name, staged in self.staged.items():
+            staged[:n] = getattr(source, name)
+        self.staged_count = ctx.staging("n_hits", 1, np.int32)
+        self.staged_count[0] = n
 
     def produce(self, event: pp.Event, ctx: pp.Context) -> None:
-        source: Event = event.input
-        hits = ctx.collection(Hits, source.n_hits)
-        for name in INPUT_COLUMNS:
-            ctx.copy(hits.column(name), getattr(source, name))
+        count = ctx.alloc(1, np.int32)
+        if self.fits:
+            hits = ctx.collection(Hits, self.capacity)
+            for name, staged in self.staged.items():
+                ctx.copy(hits.column(name), staged)
+            ctx.copy(count, self.staged_count)
+        else:
+            source: Event = event.input
+            hits = ctx.collection(Hits, source.n_hits)
+            for name in INPUT_COLUMNS:
+                ctx.copy(hits.column(name), getattr(source, name))
+            host_count = ctx.host_alloc(1, np.int32)
+            host_count[0] = source.n_hits
+            ctx.copy(count, host_count)
         event.put(self.hits, hits)
+        event.put(self.n_hits, count)
 
 
-class Clue(pp.ExternalWork):
+class Clue(pp.Producer):
     """CLUE on the uploaded hits. It fills their result columns, which no module
     reads before, and puts them again as the ``clustered`` hits, with the number
-    of clusters."""
+    of clusters in a one-element device array."""
+
+    capturable = True
 
     def __init__(self, params: ClueParams) -> None:
         self.params = params
 
     def register(self, reg: pp.Registration) -> None:
         self.uploaded = reg.consumes(Hits, "uploaded")
+        self.n_hits = reg.consumes(np.ndarray, "hits")
         self.clustered = reg.produces(Hits, "clustered")
-        self.n_clusters = reg.produces(int, "clusters")
-
-    def acquire(self, event: pp.Event, ctx: pp.Context) -> None:
-        self.hits = event.get(self.uploaded)
-        count = enqueue_cluster(ctx.queue, self.hits, self.params, ctx.alloc)
-        self.count = ctx.host_alloc(1, np.int32)
-        ctx.copy(self.count, count)
+        self.n_clusters = reg.produces(np.ndarray, "clusters")
 
     def produce(self, event: pp.Event, ctx: pp.Context) -> None:
-        event.put(self.clustered, self.hits)
-        event.put(self.n_clusters, int(self.count[0]))
+        hits = event.get(self.uploaded)
+        count = enqueue_cluster(ctx.queue, hits, self.params, ctx.alloc, event.get(self.n_hits))
+        event.put(self.clustered, hits)
+        event.put(self.n_clusters, count)
 
 
 class Features(pp.Producer):
-    """One ``Clusters`` row per cluster: energy, barycentre, widths, size, layer."""
+    """One ``Clusters`` row per cluster (energy, barycentre, widths, size, layer) in
+    a collection of ``capacity.clusters`` rows, the rows after the clusters zeros;
+    in an event beyond the hit capacity, one row per hit."""
+
+    capturable = True
+
+    def __init__(self, capacity: Capacity) -> None:
+        self.capacity = capacity
 
     def register(self, reg: pp.Registration) -> None:
         self.hits = reg.consumes(Hits, "clustered")
-        self.n_clusters = reg.consumes(int, "clusters")
+        self.n_hits = reg.consumes(np.ndarray, "hits")
+        self.n_clusters = reg.consumes(np.ndarray, "clusters")
         self.features = reg.produces(Clusters, "features")
 
     def produce(self, event: pp.Event, ctx: pp.Context) -> None:
-        clusters = ctx.collection(Clusters, event.get(self.n_clusters))
-        cluster_features(ctx.queue, event.get(self.hits), clusters, ctx.alloc)
+        hits = event.get(self.hits)
+        fits = hits.size <= self.capacity.hits
+        clusters = ctx.collection(Clusters, self.capacity.clusters if fits else hits.size)
+        cluster_features(ctx.queue, hits, clusters, ctx.alloc, event.get(self.n_hits),
+                         event.get(self.n_clusters))
         event.put(self.features, clusters)
 
 
 class Score(pp.Producer):
-    """The MLP's score of every cluster, written in place into the ``score`` column
-    of the features (which no module reads before), put again as ``scored``.
+    """The MLP's score of every row of the features, written in place into their
+    ``score`` column (which no module reads before), put again as ``scored``.
     ``scorer`` is one :class:`ml.Model` that every slot shares."""
+
+    capturable = True
 
     def __init__(self, scorer: ml.Model) -> None:
         self.scorer = scorer
@@ -124,28 +179,50 @@ class Score(pp.Producer):
         event.put(self.scored, clusters)
 
 
+class ClusterOverflow(Exception):
+    """An event has more clusters than its ``Clusters`` collection has rows."""
+
+
 class Select(pp.ExternalWork):
     """The indices of the clusters scoring above ``threshold`` (on the device, in
-    order) and how many there are."""
+    order, at the front of a buffer of one entry per row), put in ``acquire``;
+    then, on the host, how many there are and how many clusters the event has.
+    An event with more clusters than rows fails here (its features are
+    incomplete)."""
+
+    capturable = True
 
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
 
     def register(self, reg: pp.Registration) -> None:
         self.clusters = reg.consumes(Clusters, "scored")
+        self.n_clusters = reg.consumes(np.ndarray, "clusters")
         self.indices = reg.produces(np.ndarray, "selected")
         self.n_selected = reg.produces(int, "selected")
+        self.n_clusters_host = reg.produces(int, "clusters")
+
+    def stage(self, event: pp.Event, ctx: pp.Context) -> None:
+        self.counts = ctx.staging("counts", 2, np.int32)  # selected, clusters
 
     def acquire(self, event: pp.Event, ctx: pp.Context) -> None:
         clusters = event.get(self.clusters)
-        self.selected = ctx.alloc(clusters.size, np.int32)
-        count = enqueue_select(ctx.queue, clusters, self.threshold, self.selected, ctx.alloc)
-        self.count = ctx.host_alloc(1, np.int32)
-        ctx.copy(self.count, count)
+        n_clusters = event.get(self.n_clusters)
+        selected = ctx.alloc(clusters.size, np.int32)
+        count = enqueue_select(ctx.queue, clusters, self.threshold, selected, ctx.alloc,
+                               n_clusters)
+        ctx.copy(self.counts[:1], count)
+        ctx.copy(self.counts[1:], n_clusters)
+        event.put(self.indices, selected)
 
     def produce(self, event: pp.Event, ctx: pp.Context) -> None:
-        event.put(self.indices, self.selected)
-        event.put(self.n_selected, int(self.count[0]))
+        n_selected, n_clusters = (int(c) for c in self.counts)
+        rows = event.get(self.clusters).size
+        if n_clusters > rows:
+            raise ClusterOverflow(f"event {event.number} has {n_clusters} clusters, more than "
+                                  f"the {rows} rows of its features; raise --cluster-capacity")
+        event.put(self.n_selected, n_selected)
+        event.put(self.n_clusters_host, n_clusters)
 
 
 @dataclass(frozen=True)
@@ -163,12 +240,13 @@ class Transfer(pp.Producer):
 
     def register(self, reg: pp.Registration) -> None:
         self.clusters = reg.consumes(Clusters, "scored", host=True)
+        self.n_clusters = reg.consumes(int, "clusters")
         self.indices = reg.consumes(np.ndarray, "selected", host=True)
         self.n_selected = reg.consumes(int, "selected")
         self.results = reg.produces(Results)
 
     def produce(self, event: pp.Event, ctx: pp.Context) -> None:
-        clusters = event.get(self.clusters)
+        clusters = head(event.get(self.clusters), event.get(self.n_clusters))
         selected = event.get(self.indices)[:event.get(self.n_selected)]
         event.put(self.results, Results(clusters.column("energy").copy(),
                                         clusters.column("score").copy(), selected.copy()))
@@ -287,13 +365,17 @@ class Validate(pp.Analyzer):
     def register(self, reg: pp.Registration) -> None:
         self.hits = reg.consumes(Hits, "clustered", host=True)
         self.clusters = reg.consumes(Clusters, "scored", host=True)
+        self.n_clusters = reg.consumes(int, "clusters")
         self.indices = reg.consumes(np.ndarray, "selected", host=True)
         self.n_selected = reg.consumes(int, "selected")
 
     def analyze(self, event: pp.Event, ctx: pp.Context) -> None:
+        source: Event = event.input
+        hits = head(event.get(self.hits), source.n_hits)
+        clusters = head(event.get(self.clusters), event.get(self.n_clusters))
         selected = event.get(self.indices)[:event.get(self.n_selected)]
-        problems = check(event.input, self.params, event.get(self.hits),
-                         event.get(self.clusters), selected, self.scorer, self.threshold)
+        problems = check(source, self.params, hits, clusters, selected, self.scorer,
+                         self.threshold)
         self.validation.record(event.number, problems)
         if problems:
             raise ValidationError(f"event {event.number} differs from the NumPy reference: "
@@ -323,7 +405,8 @@ class Job:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add this job's flags, ``--shape`` and ``--threshold``, to the framework's.
+    """Add this job's flags, ``--shape``, ``--threshold``, ``--hit-capacity`` and
+    ``--cluster-capacity``, to the framework's.
 
     Example::
 
@@ -336,6 +419,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default small)")
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="score a selected cluster exceeds (default 0.5)")
+    parser.add_argument("--hit-capacity", type=int, default=0, metavar="N",
+                        help="hits the event buffers hold; events with more run without "
+                             "graphs (default 0: 1.25 x the most of the shape's first 16 "
+                             "events)")
+    parser.add_argument("--cluster-capacity", type=int, default=0, metavar="N",
+                        help="clusters the event buffers hold; an event with more fails "
+                             "(default 0: a 16th of the hit capacity, 32 at least)")
 
 
 def assemble(options: argparse.Namespace) -> Job:
@@ -344,7 +434,9 @@ def assemble(options: argparse.Namespace) -> Job:
     shape = SHAPES[options.shape]
     params = ClueParams.for_geometry(shape.geometry)
     module = ClusterScorer(extent=shape.geometry.extent)
-    modules = [pp.module(Upload), pp.module(Clue, params=params), pp.module(Features),
+    capacity = capacity_for(options.shape, options.hit_capacity, options.cluster_capacity)
+    modules = [pp.module(Upload, capacity=capacity.hits), pp.module(Clue, params=params),
+               pp.module(Features, capacity=capacity),
                pp.module(Score, scorer=ml.Model(module)),
                pp.module(Select, threshold=options.threshold)]
     job = Job(modules, functools.partial(generate, shape=shape))

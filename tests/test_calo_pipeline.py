@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import portable as pt
 import portable.pipeline as pp
 from portable.pipeline import cli
 from portable.testing import every_backend, is_simulated
@@ -23,7 +24,7 @@ from examples import calo_pipeline  # noqa: E402
 from examples.calo import reference  # noqa: E402
 from examples.calo.clue import ClueParams  # noqa: E402
 from examples.calo.generator import SHAPES, generate  # noqa: E402
-from examples.calo.layouts import Clusters, Hits  # noqa: E402
+from examples.calo.layouts import Clusters, Hits, head  # noqa: E402
 
 INTEGERS = ("cluster_id", "is_seed", "nearest_higher")
 FLOATS = ("energy", "x", "y", "sigma_x", "sigma_y", "score")
@@ -45,11 +46,13 @@ class Keep(pp.Analyzer):
     def register(self, reg: pp.Registration) -> None:
         self.hits = reg.consumes(Hits, "clustered", host=True)
         self.clusters = reg.consumes(Clusters, "scored", host=True)
+        self.n_clusters = reg.consumes(int, "clusters")
         self.indices = reg.consumes(np.ndarray, "selected", host=True)
         self.n_selected = reg.consumes(int, "selected")
 
     def analyze(self, event: pp.Event, ctx: pp.Context) -> None:
-        hits, clusters = event.get(self.hits), event.get(self.clusters)
+        hits = head(event.get(self.hits), event.input.n_hits)
+        clusters = head(event.get(self.clusters), event.get(self.n_clusters))
         kept = {name: hits.column(name).copy() for name in INTEGERS}
         kept.update({name: clusters.column(name).copy() for name in FLOATS})
         kept["n_clusters"] = clusters.size
@@ -58,13 +61,16 @@ class Keep(pp.Analyzer):
 
 
 def run(backend: str, events: int, threads: int, streams: int, validation: bool = True,
-        keep: dict[int, dict[str, Any]] | None = None) -> pp.Report:
-    """Run the job's modules (plus :class:`Keep` into ``keep``) on ``backend``."""
-    modules, source = calo_pipeline.build(options(*(["--validation"] if validation else [])))
+        keep: dict[int, dict[str, Any]] | None = None, flags: tuple[str, ...] = (),
+        **process: Any) -> pp.Report:
+    """Run the job's modules for ``flags`` (plus :class:`Keep` into ``keep``) on
+    ``backend``; ``process``: more arguments of :class:`pp.Process`."""
+    modules, source = calo_pipeline.build(options(*(["--validation"] if validation else []),
+                                                  *flags))
     if keep is not None:
         modules.append(pp.module(Keep, store=keep))
     return pp.Process(modules, source, threads=threads, streams=streams,
-                      backends={backend: 1.0}, max_events=events).run()
+                      backends={backend: 1.0}, max_events=events, **process).run()
 
 
 @every_backend
@@ -101,15 +107,33 @@ def test_host_copies_only_with_validation(backend):
     assert run(backend, events, 1, 1, validation=False).copies == 0
 
 
+def test_events_over_the_hit_capacity_run_at_their_size_and_validate():
+    """With a hit capacity that some tiny events exceed, those events fall back (their
+    own buffer sizes), are counted, and every event agrees with the reference."""
+    capacity, events = 200, 10
+    over = sum(generate(n, "tiny").n_hits > capacity for n in range(events))
+    assert 0 < over < events
+    report = run("cpu_serial", events, 2, 2, flags=("--hit-capacity", str(capacity)))
+    assert (report.events, report.failed) == (events, 0), report.failures
+    assert report.graphs["cpu_serial"].fallbacks == over
+
+
+def test_more_clusters_than_the_capacity_fail_naming_the_option():
+    report = run("cpu_serial", 2, 1, 1, flags=("--cluster-capacity", "2"))
+    assert report.failed == 2
+    assert all(f.module == "Select" and "raise --cluster-capacity" in f.error
+               for f in report.failures)
+
+
 class WrongLabel(calo_pipeline.Clue):
     """CLUE that gives hit 0 of event 2 a cluster id no cluster has."""
 
     def produce(self, event: pp.Event, ctx: pp.Context) -> None:
+        super().produce(event, ctx)
         if event.number == 2:
             wrong = ctx.host_alloc(1, np.int32)
-            wrong[0] = int(self.count[0])
-            ctx.copy(self.hits.column("cluster_id")[:1], wrong)
-        super().produce(event, ctx)
+            wrong[0] = 1 << 20
+            ctx.copy(event.get(self.uploaded).column("cluster_id")[:1], wrong)
 
 
 def test_validation_fails_the_job_naming_the_event(monkeypatch, capsys):
@@ -161,3 +185,51 @@ def test_a_callable_source_makes_events_on_several_threads_at_once():
     report = pp.Process([Pass], source, threads=2, streams=2, backends={"cpu_serial": 1.0},
                         max_events=4).run()
     assert (report.events, report.failed) == (4, 0)
+
+
+def needs_graphs() -> None:
+    """Skip unless a real CUDA GPU and torch with CUDA are here."""
+    torch = pytest.importorskip("torch")
+    if not any(b.name == "cuda" and b.available and not b.simulated
+               for b in pt.all_backends()) or not torch.cuda.is_available():
+        pytest.skip("needs a real CUDA GPU and torch with CUDA")
+
+
+@pytest.mark.gpu
+def test_graphs_give_the_results_of_eager_mode_and_events_over_capacity_fall_back():
+    """300 events of ~1k hits (600 to 1300) with a hit capacity of 1200: on 4 slots
+    and 4 threads in graph mode, every event validates and equals the eager job's
+    on one slot; the events above the capacity fall back, the others replay."""
+    needs_graphs()
+    events, capacity, slots = 300, 1200, 4
+    flags = ("--shape", "small", "--hit-capacity", str(capacity))
+    eager: dict[int, dict[str, Any]] = {}
+    graphs: dict[int, dict[str, Any]] = {}
+    off = run("cuda", events, 1, 1, keep=eager, flags=flags, graphs="off")
+    on = run("cuda", events, slots, slots, keep=graphs, flags=flags, graphs="on")
+    assert (off.failed, on.failed) == (0, 0), (off.failures + on.failures)[:1]
+    stats = on.graphs["cuda"]
+    over = sum(generate(n, "small").n_hits > capacity for n in range(events))
+    assert stats.on and stats.fallbacks == over > 0
+    assert stats.replayed + stats.eager + stats.fallbacks == events
+    assert stats.replayed > events - over - 2 * slots
+    assert sorted(graphs) == sorted(eager) == list(range(events))
+    for number in range(events):
+        got, want = graphs[number], eager[number]
+        for name in (*INTEGERS, "selected"):
+            np.testing.assert_array_equal(got[name], want[name], err_msg=f"event {number}")
+        for name in FLOATS:
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-6, atol=1e-5,
+                                       err_msg=f"{name}, event {number}")
+
+
+@pytest.mark.gpu
+def test_the_command_line_runs_the_large_events_in_graphs():
+    needs_graphs()
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "calo_pipeline.py"),
+                           "--maxEvents", "40", "--shape", "large", "--validation", "--graphs",
+                           "on", "--numberOfThreads", "2", "--numberOfStreams", "2"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Validation: all 40 events agree with the NumPy reference" in done.stdout
+    assert "graphs on on cuda: " in done.stdout
