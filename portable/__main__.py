@@ -23,11 +23,13 @@ def report() -> tuple[str, bool]:
     can be used (the command's exit status is 1 when it cannot)."""
     lines = [f"portable {pt.__version__} on Python {platform.python_version()} "
              f"({platform.machine()})", "", "versions:"]
-    for dist in ("numpy", "numba", "llvmlite", "numba-cuda", "numba-hip", "torch", "cupy"):
-        lines.append(f"  {dist:<11} {_version(dist)}")
+    for dist in ("numpy", "numba", "llvmlite", "numba-cuda", "ziglang", "rocm-bindings-hip",
+                 "torch", "cupy"):
+        lines.append(f"  {dist:<17} {_version(dist)}")
     lines += ["", "backends:"]
     for backend in pt.all_backends():
         lines.append(f"  {backend.name:<12} {backend.state}")
+        lines += [f"  {'':<12} {note}" for note in backend.notes()]
     lines.append("")
     try:
         chosen = pt.selected_backend()

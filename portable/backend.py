@@ -162,6 +162,11 @@ class Backend(ABC):
         ``.queue``); only where :meth:`capture_problem` is ``None``."""
         raise BackendError(self.capture_problem(device) or "no graph capture")
 
+    def notes(self) -> list[str]:
+        """What else this machine can do for the backend, available or not (one
+        line each; ``python -m portable`` shows them under the backend)."""
+        return []
+
     @property
     def state(self) -> str:
         """``available``, or ``unavailable: <reason>``."""

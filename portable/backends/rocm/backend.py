@@ -69,19 +69,19 @@ class RocmBackend(Backend):
     def _probe(self) -> str | None:
         return codegen.available_problem() or hip.problem()
 
-    @staticmethod
-    def codegen_state() -> str:
+    def notes(self) -> list[str]:
         """Whether this machine can compile kernels for AMD GPUs, a GPU or not.
 
         Example::
 
-            >>> RocmBackend.codegen_state().startswith(("works", "unavailable"))
+            >>> RocmBackend().notes()[0].startswith("AMD code generation: ")
             True
         """
         problem = codegen.available_problem()
         if problem is not None:
-            return f"unavailable: {problem}"
-        return f"works here (code objects for {', '.join(codegen.ARCHITECTURES)})"
+            return [f"AMD code generation: unavailable: {problem}"]
+        return [f"AMD code generation: works here (code objects for "
+                f"{', '.join(codegen.ARCHITECTURES)})"]
 
     def devices(self) -> list[Device]:
         if self._devices is None:
