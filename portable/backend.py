@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .event import Event
     from .kernel import DeviceFunction, Kernel
     from .queue import Queue
-    from .transform import ViewParam
+    from .frontend import ViewParam
     from .workdiv import WorkDiv
 
 ENV_VAR = "PORTABLE_BACKEND"
@@ -47,6 +47,10 @@ class Backend(ABC):
 
     name: str = ""
     is_gpu: bool = False
+    #: whether a thread's several elements lie a block's width apart (element
+    #: base + k * block_threads + thread_idx: a warp's loads are coalesced)
+    #: rather than next to each other (a CPU thread's run, which vectorizes)
+    block_strided_elements: bool = False
 
     # -- availability -------------------------------------------------------
     @abstractmethod

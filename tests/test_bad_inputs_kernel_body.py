@@ -9,7 +9,7 @@ import pytest
 
 import portable as pt
 from portable.testing import every_backend, poisoned
-from portable.transform import ATOMIC_DTYPES, Site, atomic_dtype_problem
+from portable.frontend import ATOMIC_DTYPES, Site, atomic_dtype_problem
 
 from bad_inputs import refused
 
@@ -604,7 +604,9 @@ def test_range_check_off_keeps_the_parallel_driver(queue, monkeypatch):
 def test_site_errors_quote_the_line():
     line, code = marked_line(with_block)
     error = Site("kernel with_block", HERE).error(line, "no with")
-    assert str(error) == f"kernel with_block ({HERE}:{line}): no with\n    {line} | {code}  # <-"
+    prefix = f"    {line} | "
+    assert str(error) == (f"kernel with_block ({HERE}:{line}): no with\n{prefix}{code}  # <-\n"
+                          f"{' ' * len(prefix)}^")
 
 
 @pytest.mark.parametrize("member", sorted(ATOMIC_DTYPES))

@@ -212,7 +212,7 @@ def test_graphs_give_the_results_of_eager_mode_and_events_over_capacity_fall_bac
     over = sum(generate(n, "small").n_hits > capacity for n in range(events))
     assert stats.on and stats.fallbacks == over > 0
     assert stats.replayed + stats.eager + stats.fallbacks == events
-    assert stats.replayed >= events - over - 2 * slots  # a warm-up and a capture per slot
+    assert stats.replayed > events - over - 2 * slots
     assert sorted(graphs) == sorted(eager) == list(range(events))
     for number in range(events):
         got, want = graphs[number], eager[number]

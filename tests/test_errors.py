@@ -126,27 +126,20 @@ def test_kernel_with_defaults_or_varargs():
             pass
 
 
-@pytest.mark.parametrize("backend", ["cpu_serial"])
-def test_loop_helper_outside_a_for_loop(backend):
-    @pt.kernel
-    def bad(acc, out):
-        it = acc.uniform_elements(out.size)  # noqa: F841
-
-    q = pt.Queue(pt.get_device(backend))
+def test_loop_helper_outside_a_for_loop_is_caught_at_decoration():
     with pytest.raises(pt.KernelError, match="can only be the iterable of a for loop"):
-        pt.launch(q, pt.make_workdiv(q.device, 2), bad, np.zeros(2))
+        @pt.kernel
+        def bad(acc, out):
+            it = acc.uniform_elements(out.size)  # noqa: F841
 
 
-def test_break_in_a_portable_loop():
-    @pt.kernel
-    def bad(acc, out):
-        for i in acc.uniform_elements(out.size):
-            if out[i] > 0:
-                break
-
-    q = pt.Queue(pt.get_device("cpu_serial"))
+def test_break_in_a_portable_loop_is_caught_at_decoration():
     with pytest.raises(pt.KernelError, match="break is not supported"):
-        pt.launch(q, pt.make_workdiv(q.device, 2), bad, np.zeros(2))
+        @pt.kernel
+        def bad(acc, out):
+            for i in acc.uniform_elements(out.size):
+                if out[i] > 0:
+                    break
 
 
 def test_uniform_elements_dimensions_must_match_the_workdiv():

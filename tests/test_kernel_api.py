@@ -35,8 +35,11 @@ def test_uniform_elements_visits_every_index_once(queue, blocks, threads, elemen
     pt.launch(queue, wd, visit, n, visits, owner)
     if n:
         assert host_copy(queue, visits)[:n].tolist() == [1] * n
-        # element i belongs to global thread (i // elements) % total_threads
-        expected = (np.arange(n) // elements) % wd.total_threads
+        i = np.arange(n)
+        if queue.backend.block_strided_elements:  # thread t of a block: base + k*threads + t
+            expected = (i // (threads * elements)) % blocks * threads + i % threads
+        else:  # a thread's elements are consecutive
+            expected = (i // elements) % wd.total_threads
         np.testing.assert_array_equal(host_copy(queue, owner)[:n], expected)
 
 

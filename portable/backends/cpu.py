@@ -33,7 +33,7 @@ from ..collection import View
 from ..device import Device, DeviceLimits
 from ..errors import LaunchError, RangeError
 from ..kernel import DeviceFunction, Kernel, compile_error, global_resolver
-from ..transform import Dialect, ViewParam, build_function
+from ..frontend import Dialect, ViewParam, build_function, view_args
 from . import cpu_atomics, cpu_hints, cpu_threading
 
 if TYPE_CHECKING:
@@ -256,7 +256,7 @@ class CpuBackend(Backend):
                args: Sequence[Any], views: tuple[tuple[int, ViewParam], ...] = ()) -> None:
         checked = os.environ.get(BOUNDSCHECK_VAR, "") not in ("", "0")
         args = [part for value in args
-                for part in (value.kernel_args() if isinstance(value, View) else (value,))]
+                for part in (view_args(value) if isinstance(value, View) else (value,))]
         driver = self._driver(kernel, workdiv.ndim, len(args), views, checked)
         blocks, elements = workdiv.blocks, workdiv.elements
 

@@ -28,7 +28,8 @@ from ..backend import Backend, register
 from ..device import Device, DeviceLimits
 from ..errors import KernelError, LaunchError, PortableError, RangeError
 from ..kernel import DeviceFunction, Kernel, compile_error, global_resolver
-from ..transform import ATOMIC_DTYPES, Dialect, ViewParam, atomic_dtype_problem, build_function
+from ..frontend import (ATOMIC_DTYPES, Dialect, ViewParam, at_failing_line, atomic_dtype_problem,
+                        build_function)
 from .cpu import host_bytes
 from .cuda_launch import Launcher
 
@@ -49,7 +50,7 @@ _CUDA_CALLS = {
 }
 
 
-def cuda_dialect(key: tuple[int, tuple[int, ...]]) -> Dialect:
+def cuda_dialect(key: tuple[int, tuple[int, ...]], block_strided_elements: bool) -> Dialect:
     """How CUDA spells ``acc``'s members; ``key`` is (ndim, elements per thread)."""
     ndim, elements = key
     from numba import cuda
@@ -63,7 +64,8 @@ def cuda_dialect(key: tuple[int, tuple[int, ...]]) -> Dialect:
         calls.update({member: f"__pt_checked_atomic__({member!r}, {_CUDA_CALLS[member]})"
                       for member in ATOMIC_DTYPES})
         names["__pt_checked_atomic__"] = _checked_atomic
-    return Dialect(ndim, index, calls, names, view_members_as_params=True)
+    return Dialect(ndim, index, calls, names, view_members_as_params=True,
+                   block_strided_elements=block_strided_elements)
 
 
 def _simulated() -> bool:
@@ -118,6 +120,7 @@ class CudaBackend(Backend):
 
     name = "cuda"
     is_gpu = True
+    block_strided_elements = True
 
     def __init__(self) -> None:
         self._devices: list[Device] | None = None
@@ -287,7 +290,8 @@ class CudaBackend(Backend):
                           f"{copy}")
 
     def compile_device_function(self, function: DeviceFunction, key: Any) -> Any:
-        py = build_function(function.parsed, cuda_dialect(key), global_resolver(self, key),
+        dialect = cuda_dialect(key, self.block_strided_elements)
+        py = build_function(function.parsed, dialect, global_resolver(self, key),
                             cache_key=self._cache_key("device", key))
         return self.cuda.jit(py, device=True, cache=py.disk_cached)
 
@@ -302,7 +306,8 @@ class CudaBackend(Backend):
         used of it when it is a view (``None`` otherwise)."""
         found = kernel.compiled.get((self.name, key, views))
         if found is None:
-            py = build_function(kernel.parsed, cuda_dialect(key), global_resolver(self, key),
+            dialect = cuda_dialect(key, self.block_strided_elements)
+            py = build_function(kernel.parsed, dialect, global_resolver(self, key),
                                 drop_acc=True, views=views,
                                 cache_key=self._cache_key("kernel", key))
             members: list[Any] = [None] * len(kernel.params)
@@ -382,19 +387,22 @@ class CudaBackend(Backend):
 
 
 def _simulator_error(kernel: Kernel, error: Exception) -> PortableError:
-    """An error raised inside a simulated kernel, as the error it stands for."""
-    message = str(error)
+    """An error raised inside a simulated kernel, as the error it stands for, at the
+    user's line that raised it."""
+    message, where = str(error), f"kernel {kernel.__name__}"
     if isinstance(error, IndexError) and "out of bounds" in message:
-        return RangeError(f"kernel {kernel.__name__}: an element index is out of range in "
-                          f"the CUDA simulator ({message}); on a GPU this access would read "
-                          f"or write outside the array")
+        return RangeError(at_failing_line(
+            where, f"an element index is out of range in the CUDA simulator ({message}); on "
+                   f"a GPU this access would read or write outside the array", error))
     if isinstance(error, PortableError):
-        return KernelError(f"kernel {kernel.__name__}: {message}")
+        return KernelError(at_failing_line(where, message, error))
     if "read-only" in message:
-        return KernelError(f"kernel {kernel.__name__} writes a read-only array ({message}): "
-                           f"a member of a const_view(); pass collection.view() to write")
-    return KernelError(f"kernel {kernel.__name__} fails in the CUDA simulator, so it would "
-                       f"not compile or run on a GPU: {type(error).__name__}: {message}")
+        return KernelError(at_failing_line(
+            where, f"writes a read-only array ({message}): a member of a const_view(); pass "
+                   f"collection.view() to write", error))
+    return KernelError(at_failing_line(
+        where, f"fails in the CUDA simulator, so it would not compile or run on a GPU: "
+               f"{type(error).__name__}: {message}", error))
 
 
 def _device_name(dev: Any) -> str:

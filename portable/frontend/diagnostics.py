@@ -1,0 +1,108 @@
+"""Errors of the backends' compilers and of simulated kernels, mapped to the user's source.
+
+A kernel's generated code carries the lines and columns of the user's file (and
+a disk-cache file stands for that file, see
+:func:`portable.kernel_cache.user_paths`), so a compiler's complaint or a
+simulated kernel's exception is reported like the library's own checks: the
+kernel's name, ``file:line``, that line of source and a caret.
+"""
+from __future__ import annotations
+
+import os
+import re
+import traceback
+
+from ..errors import KernelError
+from ..kernel_cache import user_paths
+from .site import quote
+
+_LOCATION = re.compile(r'File "([^"]+)", line (\d+)|\bat (\S+\.py) \((\d+)\)')
+#: files holding kernels or device functions (where a failing frame is the user's)
+SOURCE_FILES: set[str] = set()
+
+
+def _caret_column(text: str, start: int) -> int | None:
+    """The column of the caret line that follows position ``start`` of a Numba
+    message (Numba prints the offending line, then a line holding only ``^``)."""
+    for line in text[start:].splitlines()[1:8]:
+        if line.strip() == "^":
+            return line.index("^")
+    return None
+
+
+def compiler_error(where: str, backend: str, error: Exception) -> KernelError:
+    """The backend compiler's failure to compile the kernel ``where`` (``kernel
+    <name>``) as a :class:`KernelError` naming the kernel, the user's file and
+    line Numba points at (quoted, with a caret), and keeping Numba's message.
+
+    Example::
+
+        >>> str(compiler_error("kernel k", "cpu_serial", ValueError("bad")))
+        'kernel k does not compile for cpu_serial. Numba says:\\nbad'
+    """
+    text = user_paths(str(error).strip())  # cache files stand for the user's file
+    head, shown = f"{where} does not compile for {backend}", ""
+    for match in _LOCATION.finditer(text):
+        filename, line = match.group(1) or match.group(3), int(match.group(2) or match.group(4))
+        if filename.startswith("<"):
+            continue
+        filename = os.path.abspath(filename)  # numba shortens paths below the cwd
+        head = f"{where} ({filename}:{line}): does not compile for {backend}"
+        shown = quote(filename, line, _caret_column(text, match.end()))
+        break
+    if not shown:  # some compilers keep the location out of the message
+        place = _error_loc(error)
+        if place is not None:
+            filename, line, column = place
+            head = f"{where} ({filename}:{line}): does not compile for {backend}"
+            shown = quote(filename, line, column)
+    hint = ""
+    if "readonly array" in text:
+        hint = (" It writes a read-only array (a member of a const_view(), or a read-only "
+                "argument): pass collection.view() or a writable array.")
+    body = f"\n{shown}\n" if shown else " "
+    return KernelError(f"{head}.{hint}{body}Numba says:\n{text}")
+
+
+def _error_loc(error: BaseException) -> tuple[str, int, int | None] | None:
+    """The user's file, line and column that ``error`` (or an error it was raised
+    from) carries as its Numba ``loc``."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        loc = getattr(current, "loc", None)
+        filename, line = getattr(loc, "filename", None), getattr(loc, "line", None)
+        if isinstance(filename, str) and isinstance(line, int) and not filename.startswith("<"):
+            return (os.path.abspath(user_paths(filename)), line, getattr(loc, "col", None))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def failing_line(error: BaseException) -> tuple[str, int, int | None] | None:
+    """The user's file, line and column (where known) of the innermost frame of
+    ``error``'s traceback that runs a kernel or device function; ``None`` if
+    none does."""
+    found = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        filename = user_paths(frame.filename)
+        if filename in SOURCE_FILES:
+            found = (filename, frame.lineno, getattr(frame, "colno", None))
+    return found
+
+
+def at_failing_line(where: str, message: str, error: BaseException) -> str:
+    """``where (file:line): message`` and the quoted line of ``error``'s failing
+    frame (see :func:`failing_line`), or ``where: message`` when there is none.
+
+    Example::
+
+        >>> at_failing_line("kernel k", "fails", ValueError("no traceback"))
+        'kernel k: fails'
+    """
+    place = failing_line(error)
+    if place is None:
+        return f"{where}: {message}"
+    filename, line, column = place
+    shown = quote(filename, line, column)
+    return f"{where} ({filename}:{line}): {message}" + (f"\n{shown}" if shown else "")
