@@ -5,6 +5,7 @@ under it, like the library's own checks."""
 import inspect
 
 import numpy as np
+import pytest
 
 import portable as pt
 from portable.testing import every_backend, is_simulated, poisoned
@@ -39,6 +40,13 @@ def calls_a_bad_device_function(acc, out):
         out[i] = halve_text(out[i])
 
 
+def no_location_on_a_gpu(queue) -> None:
+    """numba-cuda 0.30's typing errors carry no source location (neither in their
+    message nor as a loc): known, reported as such on a real GPU."""
+    if queue.backend.name == "cuda" and not is_simulated("cuda"):
+        pytest.xfail("numba-cuda's typing errors carry no source location")
+
+
 def quoted_with_caret(message: str, line: int, code: str) -> bool:
     """Whether ``message`` quotes ``line`` as ``code`` with a caret line below it."""
     lines = message.splitlines()
@@ -50,6 +58,7 @@ def quoted_with_caret(message: str, line: int, code: str) -> bool:
 
 @every_backend
 def test_typing_errors_point_at_the_kernels_line(queue):
+    no_location_on_a_gpu(queue)
     out = poisoned(queue, 4, np.float64)
     line, code = marked_line(adds_a_tuple.parsed.func)
     with refused(pt.KernelError, "kernel adds_a_tuple", f"{HERE}:{line}", code,
@@ -62,6 +71,7 @@ def test_typing_errors_point_at_the_kernels_line(queue):
 
 @every_backend
 def test_errors_in_device_functions_point_at_their_line(queue):
+    no_location_on_a_gpu(queue)
     out = poisoned(queue, 4, np.float64)
     line, code = marked_line(halve_text.parsed.func)
     with refused(pt.KernelError, "kernel calls_a_bad_device_function", f"{HERE}:{line}", code,
