@@ -235,7 +235,7 @@ class ServiceModel:
         has it, and check ``meta``'s blocks against every server that serves it."""
         for side in (meta.inputs, meta.outputs):
             device = side.collection.device
-            if device.backend.is_gpu:
+            if not device.backend.host_memory:
                 raise ServiceError(f"the blocks live on {device}, but the service client "
                                    f"sends host memory; copy the collection to the host "
                                    f"with collection.to(queue, pt.get_device('cpu_serial'))")
@@ -435,6 +435,8 @@ class ServiceModel:
     def _failed(self, call: _Call, chunk: _Chunk, link: Link, error: BaseException) -> None:
         kind = classify(error)
         message = _message(error)
+        if getattr(error, "status", lambda: None)() == "StatusCode.CANCELLED":
+            message = f"cancelled after the server failed: {link.last_error}"
         if kind == "fatal":
             self._finish_chunk(call, ServiceError(
                 f"model {self.name!r} at {link.address} refused rows "
@@ -447,7 +449,7 @@ class ServiceModel:
                         call.start + chunk.first, call.start + chunk.last, link.address, message)
             self._send(call, chunk, prefer=link)
             return
-        link.mark_down(self.down_seconds, message)
+        link.mark_down(self.down_seconds, message, cancel=True)
         chunk.failed.add(link)
         chunk.tries = 0
         self.statistics.failover()
@@ -484,13 +486,13 @@ class ServiceModel:
                 raise ServiceError(f"no server could run model {self.name!r} on rows "
                                    f"{call.start}:{call.stop} ({tried}), and "
                                    f"{'the fallback failed too' if self.fallback else 'there is no fallback'}")
-            self.statistics.fallback()
             if isinstance(self.fallback, Model):
                 log.warning("model %r: no server left; rows %d:%d run in process",
                             self.name, call.start, call.stop)
                 self._run_in_process(call)
                 return
             self._fallback_link()
+            self.statistics.fallback()
             log.warning("model %r: no server left; %d chunk(s) go to the fallback server",
                         self.name, len(stranded))
         except BaseException as err:
@@ -509,6 +511,7 @@ class ServiceModel:
         if self._host_queue is None:
             import portable as pt
             self._host_queue = pt.Queue(pt.get_device("cpu_serial"))
+        self.statistics.fallback()
         try:
             self.fallback(call.meta, call.start, call.stop, queue=self._host_queue)
         except BaseException as err:

@@ -3,8 +3,10 @@ requests in flight, whether it is down, and its shared-memory regions.
 
 Errors are sorted three ways (:func:`classify`): a lost connection or a timeout
 is worth a retry; a dead python-backend stub (the model stays READY but every
-request fails) makes the server unusable, like a crash; anything else (bad
-arguments, an unknown model) is the request's own fault and fails at once.
+request fails) makes the server unusable, like a crash, and so does a request the
+client cancelled because its server failed (:meth:`Link.mark_down` cancels what
+is still in flight there); anything else (bad arguments, an unknown model) is
+the request's own fault and fails at once.
 
 Example::
 
@@ -44,7 +46,7 @@ def classify(error: BaseException) -> str:
     message = str(getattr(error, "message", lambda: error)())
     if status in RETRY_CODES:
         return "retry"
-    if any(sign in message for sign in DEAD_STUB_SIGNS):
+    if status == "StatusCode.CANCELLED" or any(sign in message for sign in DEAD_STUB_SIGNS):
         return "server"
     return "fatal"
 
@@ -116,6 +118,7 @@ class Link:
         #: model name -> what the server serves (None: not this model)
         self.models: dict[str, ServedModel | None] = {}
         self._shm: ShmPool | None = None
+        self._inflight: set[Any] = set()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -145,10 +148,16 @@ class Link:
     def usable(self, now: float) -> bool:
         return now >= self.down_until
 
-    def mark_down(self, seconds: float, error: str) -> None:
-        """Keep requests away for ``seconds``."""
+    def mark_down(self, seconds: float, error: str, cancel: bool = False) -> None:
+        """Keep requests away for ``seconds``; with ``cancel``, also cancel the requests
+        still in flight here (their callbacks then move them elsewhere)."""
         self.down_until = time.monotonic() + seconds
         self.last_error = error
+        if cancel:
+            with self._lock:
+                pending = list(self._inflight)
+            for context in pending:
+                context.cancel()
 
     def shm(self) -> ShmPool:
         with self._lock:
@@ -159,18 +168,27 @@ class Link:
     def infer(self, name: str, inputs: list[Any], outputs: list[Any] | None, timeout: float,
               callback: Callable[[Any, Any], None]) -> None:
         """Send one request; ``callback(result, error)`` runs when it ends."""
+        state: dict[str, Any] = {"context": None, "done": False}
         with self._lock:
             self.outstanding += 1
 
         def done(result: Any, error: Any) -> None:
             with self._lock:
                 self.outstanding -= 1
+                state["done"] = True
+                self._inflight.discard(state["context"])
             callback(result, error)
 
         try:
-            self.client.async_infer(name, inputs, done, outputs=outputs, client_timeout=timeout)
+            context = self.client.async_infer(name, inputs, done, outputs=outputs,
+                                              client_timeout=timeout)
         except Exception as err:
             done(None, err)
+            return
+        with self._lock:  # unless it has already ended, it can be cancelled from now on
+            if not state["done"]:
+                state["context"] = context
+                self._inflight.add(context)
 
     def close(self) -> None:
         """Free the shared-memory regions and the channel."""
