@@ -144,6 +144,8 @@ class SlotGraphs:
         self.segment_of = {m: state for state in self.segments.values()
                            for m in state.segment.modules}
         self.waits: dict[int, Any] = {}  # id(queue) -> the event recorded there to wait
+        self.parts: dict[str, Any] = {}     # module -> (instance, consumed, produced)
+        self.contexts: dict[str, Any] = {}  # module -> its context for host calls
 
     def start(self) -> Queue:
         """The slot's capture queue (the capture object is made at the first call)."""

@@ -152,19 +152,38 @@ class GraphRunner:
     def _stage(self, run: GraphRun, name: str) -> bool:
         """Call the module's ``stage``; False (and the event marked) if over capacity."""
         run.staged.add(name)
-        slot = run.graphs.slot
-        module = slot.modules[name]
-        reg = slot.registrations[name]
-        inputs = {w.product: run.products[w.product].value for w in reg.consumed
-                  if w.product in run.products}
-        event = Event(run.number, run.input, {}, inputs, name, set(reg.produced))
-        ctx = Context(self._queue(run, name), slot.index, run.memory, slot.staging(name))
+        module, consumed, produces = self._parts(run, name)
+        products = run.products
+        inputs = {token: products[token].value for token in consumed if token in products}
         try:
-            module.stage(event, ctx)
+            module.stage(Event(run.number, run.input, {}, inputs, name, produces),
+                         self._context(run, name))
         except OverCapacity as err:
             run.over = f"{name}: {err}"
             return False
         return True
+
+    def _parts(self, run: GraphRun, name: str) -> tuple[Any, tuple[Token, ...], set[Token]]:
+        """Module ``name`` of the slot, the tokens it consumes and those it produces."""
+        found = run.graphs.parts.get(name)
+        if found is None:
+            slot = run.graphs.slot
+            reg = slot.registrations[name]
+            found = run.graphs.parts[name] = (slot.modules[name],
+                                              tuple(w.product for w in reg.consumed),
+                                              set(reg.produced))
+        return found
+
+    def _context(self, run: GraphRun, name: str) -> Context:
+        """The slot's context for module ``name``'s host calls (stage, and produce after a
+        replay), with this event's memory."""
+        ctx = run.graphs.contexts.get(name)
+        if ctx is None:
+            slot = run.graphs.slot
+            ctx = run.graphs.contexts[name] = Context(self._queue(run, name), slot.index,
+                                                      run.memory, slot.staging(name))
+        ctx.memory = run.memory
+        return ctx
 
     def _capture(self, run: GraphRun, state: SegmentState) -> None:
         queue = run.queue
@@ -261,10 +280,12 @@ class GraphRunner:
             found = run.pending.pop(name, None)
             if found is None:  # acquire was replayed
                 state = run.graphs.segment_of[name]
-                inputs = {w.product: self._input(run, w, queue) for w in reg.consumed}
+                _, consumed, produces = self._parts(run, name)
+                products = run.products
                 event = Event(run.number, run.input, dict(state.acquired.get(name, {})),
-                              inputs, name, set(reg.produced))
-                ctx = Context(run.queue, slot.index, run.memory, slot.staging(name))
+                              {token: products[token].value for token in consumed}, name,
+                              produces)
+                ctx = self._context(run, name)
             else:
                 event, ctx = found
             with self.s._timed(name, ctx):
@@ -314,7 +335,7 @@ class GraphRunner:
                 continue
             if not (wanted.host or product.device is not device):
                 continue
-            if product.device.backend.is_gpu:
+            if not product.device.backend.host_memory:
                 run.host_values[token] = run.memory.host_copy(run.queue, product.value)
                 if run.queue not in run.dirty:
                     run.dirty.append(run.queue)

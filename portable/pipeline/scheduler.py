@@ -11,7 +11,6 @@ memory, one memcpy on a queue of the slot) once its event has completed.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import random
 import threading
 import time
@@ -31,6 +30,7 @@ from .memory import EventMemory, is_memory
 from .module import Analyzer, ExternalWork, Filter, Producer, decision, stages
 from .report import Failure, GraphStats, ModuleTime
 from .slot import Slot
+from .threads import Threads
 from .source import EventSource
 from .tokens import Token
 
@@ -81,9 +81,8 @@ class Scheduler:
         self.jitter_s = jitter_ms / 1e3
         self._random = random.Random(0)
         self.on_event = on_event
-        self.workers = concurrent.futures.ThreadPoolExecutor(threads, "pipeline-worker")
-        self.waiters = concurrent.futures.ThreadPoolExecutor(min(len(self.slots), 16),
-                                                             "pipeline-wait")
+        self.workers = Threads(threads, "pipeline-worker")
+        self.waiters = Threads(min(len(self.slots), 16), "pipeline-wait")
         self.lock = threading.Lock()
         self.reset_counters()
 
@@ -136,7 +135,7 @@ class Scheduler:
         if self._fatal is not None:
             raise PipelineError(f"the job stopped: {self._fatal}") from self._fatal
 
-    def _submit(self, pool: concurrent.futures.Executor, task: Callable[..., None],
+    def _submit(self, pool: Threads, task: Callable[..., None],
                 *args: Any) -> None:
         pool.submit(self._guarded, task, *args)
 
@@ -288,7 +287,7 @@ class Scheduler:
             if product.device is None:
                 continue  # a host object, ready when put
             if wanted.host or product.device is not device:
-                if device.backend.is_gpu and not wanted.host:
+                if not device.backend.host_memory and not wanted.host:
                     raise PipelineError(
                         f"module {name!r} runs on {device} but consumes {wanted.product} from "
                         f"{product.device}; consume it with host=True and copy it with "
@@ -312,7 +311,7 @@ class Scheduler:
         product = run.products[token]
         if product.host_ready is None:
             assert product.device is not None and product.ready is not None
-            if product.device.backend.is_gpu:
+            if not product.device.backend.host_memory:
                 queue = run.fresh_queue(product.device, f"copy of {token} for {user}")
                 queue.wait_for(product.ready)
                 product.host_value = run.memory.host_copy(queue, product.value)
