@@ -66,17 +66,44 @@ def compiler_error(where: str, backend: str, error: Exception) -> KernelError:
 
 def _error_loc(error: BaseException) -> tuple[str, int, int | None] | None:
     """The user's file, line and column that ``error`` (or an error it was raised
-    from) carries as its Numba ``loc``."""
-    seen: set[int] = set()
+    from) carries as its Numba ``loc``; else the innermost ``loc`` in one of the
+    compiler's frames those errors passed through (numba-cuda raises some typing
+    errors bare, from the typing constraint that holds the location)."""
+    chain: list[BaseException] = []
     current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        loc = getattr(current, "loc", None)
-        filename, line = getattr(loc, "filename", None), getattr(loc, "line", None)
-        if isinstance(filename, str) and isinstance(line, int) and not filename.startswith("<"):
-            return (os.path.abspath(user_paths(filename)), line, getattr(loc, "col", None))
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
         current = current.__cause__ or current.__context__
+    for exc in chain:
+        place = _user_loc(getattr(exc, "loc", None))
+        if place is not None:
+            return place
+    for exc in reversed(chain):  # the innermost error's frames first
+        frames = []
+        tb = exc.__traceback__
+        while tb is not None:
+            frames.append(tb.tb_frame)
+            tb = tb.tb_next
+        for frame in reversed(frames):
+            local = frame.f_locals
+            owner = getattr(local.get("self"), "__dict__", None)  # no properties run
+            for loc in (local.get("loc"), owner.get("loc") if isinstance(owner, dict) else None):
+                place = _user_loc(loc)
+                if place is not None:
+                    return place
     return None
+
+
+def _user_loc(loc: object) -> tuple[str, int, int | None] | None:
+    """``(file, line, column)`` of a Numba ``loc`` in a kernel's or device function's file."""
+    filename, line = getattr(loc, "filename", None), getattr(loc, "line", None)
+    if not isinstance(filename, str) or not isinstance(line, int):
+        return None
+    filename = os.path.abspath(user_paths(filename))
+    if filename not in SOURCE_FILES:
+        return None
+    column = getattr(loc, "col", None)
+    return filename, line, column if isinstance(column, int) else None
 
 
 def failing_line(error: BaseException) -> tuple[str, int, int | None] | None:
