@@ -14,6 +14,10 @@ Each step is a plain function taking a :class:`portable.Queue`:
   -- the MLP writing each cluster's score in place;
 * :func:`examples.calo.features.select` -- the clusters above a score threshold.
 
+The enqueue functions also take the number of hits (clusters) as a one-element
+device array, with collections allocated at a capacity
+(:func:`examples.calo.generator.capacity_for`): the launches are then the same
+for every event, as ``examples/calo_pipeline.py``'s graph mode needs.
 :func:`examples.calo.pipeline.process_event` runs them in a row for one event;
 :mod:`examples.calo.reference` is an independent NumPy version, which
 :func:`examples.calo.validate.validate` compares an event's device results with.
