@@ -53,11 +53,11 @@ def _not_an_array(queue: pt.Queue, op: str, name: str, value: Any) -> KernelArgu
         home = pt.device_of(value)
     if home is None:
         fix = ("pass a NumPy array, e.g. np.asarray(value, np.float64)"
-               if not queue.backend.is_gpu else
+               if queue.backend.host_memory else
                "copy the values into pt.alloc_buffer(queue.device, n, dtype) with pt.memcpy")
         return KernelArgumentError(f"{op}: argument {name!r} must be a 1-D array on "
                                    f"{queue.device}, got {describe(value)}; {fix}")
-    where = str(home) if home.backend.is_gpu else "host memory"
+    where = "host memory" if home.backend.host_memory else str(home)
     return KernelArgumentError(
         f"{op}: argument {name!r} lives in {where}, but the queue runs on {queue.device}; "
         f"copy it into pt.alloc_buffer(queue.device, n, dtype) with pt.memcpy")

@@ -23,7 +23,7 @@ BLOCKS_PER_MULTIPROCESSOR = 32
 def block_threads(queue: pt.Queue, n: int) -> int:
     """Threads per block for ``n`` elements: 1 on the CPU, else the power of two
     covering ``n``, within [MIN_BLOCK_THREADS, MAX_BLOCK_THREADS]."""
-    if not queue.backend.is_gpu:
+    if queue.backend.one_thread_per_block:
         return 1
     threads = MIN_BLOCK_THREADS
     while threads < min(n, MAX_BLOCK_THREADS):
@@ -33,7 +33,7 @@ def block_threads(queue: pt.Queue, n: int) -> int:
 
 def grid(queue: pt.Queue, n: int) -> pt.WorkDiv:
     """A 1-D work division for a grid-stride loop over ``n`` elements."""
-    if not queue.backend.is_gpu:
+    if queue.backend.one_thread_per_block:
         return pt.make_workdiv(queue.device, max(n, 1))
     threads = block_threads(queue, n)
     most = max(1, queue.device.limits.multiprocessors) * BLOCKS_PER_MULTIPROCESSOR
@@ -43,6 +43,6 @@ def grid(queue: pt.Queue, n: int) -> pt.WorkDiv:
 
 def single_block(queue: pt.Queue, n: int) -> pt.WorkDiv:
     """A 1-D work division of ONE block whose threads loop over ``n`` elements."""
-    if not queue.backend.is_gpu:
+    if queue.backend.one_thread_per_block:
         return pt.WorkDiv(1, 1, max(n, 1))
     return pt.WorkDiv(1, block_threads(queue, n), 1)

@@ -105,7 +105,7 @@ def _scan_kernels(dtype: np.dtype) -> tuple[pt.Kernel, pt.Kernel, pt.Kernel]:
 
 def _chunking(queue: pt.Queue, n: int) -> tuple[int, pt.WorkDiv]:
     """The chunk length and the work division (one block per chunk) for ``n > 0``."""
-    if queue.backend.is_gpu:
+    if not queue.backend.one_thread_per_block:
         threads, per_thread = block_threads(queue, n), 1
         tiles = -(-n // threads)
         per_chunk = max(GPU_TILES_PER_CHUNK, -(-tiles // GPU_MAX_CHUNKS))

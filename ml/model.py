@@ -182,10 +182,10 @@ class Model:
                 if restore is not None:
                     _leave_stream(torch, restore)
 
-        if queue.backend.is_gpu:
+        if queue.backend.device_streams:
             run()  # torch enqueues on the queue's stream
         else:
-            queue.native.submit(run)  # in order with the queue's other work
+            queue.backend.enqueue_host_function(queue, run)  # in order with the queue's work
         queue._done()
 
     def _on(self, device: Any) -> Any:
@@ -246,7 +246,8 @@ def _check_devices(meta: ModelMetadata, queue: Queue) -> None:
     """Both collections on the queue's device (any CPU device serves a CPU queue)."""
     for side in ("inputs", "outputs"):
         home = getattr(meta, side).collection.device
-        if home is not queue.device and (home.backend.is_gpu or queue.backend.is_gpu):
+        both_host = home.backend.host_memory and queue.backend.host_memory
+        if home is not queue.device and not both_host:
             raise MetadataError(
                 f"Model.forward: the {side} (meta.{side}) live on {home}, but the model's "
                 f"queue runs on {queue.device}; copy the collection with "
@@ -363,13 +364,13 @@ def _enter_stream(queue: Queue) -> tuple[tuple[int, int, int], ...] | None:
     """Make ``queue``'s CUDA stream torch's current one; what to restore with
     :func:`_leave_stream` (``None``: nothing to do, on the CPU). Switches through
     the stream ids torch keeps (``torch.cuda.stream(...)`` costs several times more)."""
-    if not queue.backend.is_gpu:
+    if not queue.backend.device_streams:
         return None
     import torch
     ids = queue.backend_cache.get("torch_stream_ids")
     if ids is None:  # made once per queue, not per call
-        stream = torch.cuda.ExternalStream(int(queue.native),
-                                           device=torch.device("cuda", queue.device.index))
+        stream = torch.cuda.ExternalStream(queue.backend.torch_stream(queue), device=torch.device(
+            queue.backend.torch_device_type, queue.device.index))
         ids = queue.backend_cache["torch_stream_ids"] = (
             stream.stream_id, stream.device_index, stream.device_type)
         queue.backend_cache["torch_stream"] = stream  # keeps the id valid

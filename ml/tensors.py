@@ -46,19 +46,19 @@ def torch_device(collection: PortableCollection) -> Any:
     """The torch device of ``collection``'s memory; an error if torch cannot reach it."""
     import torch
     device = collection.device
-    if not device.backend.is_gpu:
+    kind = device.backend.torch_device_type
+    if device.backend.host_memory:
         return torch.device("cpu")
-    import numba
-    if device.backend.name == "cuda" and numba.config.ENABLE_CUDASIM:
-        raise PortableError(f"the collection lives on {device} in Numba's CUDA simulator, "
-                            f"whose memory torch cannot reach; run ml on a CPU backend or "
-                            f"on a real GPU")
-    if device.backend.name != "cuda" or not torch.cuda.is_available():
+    if device.backend.simulated:
+        raise PortableError(f"the collection lives on {device} in {device.backend.name}'s "
+                            f"simulator, whose memory torch cannot reach; run ml on a CPU "
+                            f"backend or on a real GPU")
+    if kind is None or not getattr(torch, kind).is_available():
         raise PortableError(f"the collection lives on {device}, but this torch "
                             f"({torch.__version__}) cannot use that GPU; install a torch "
                             f"build for it, or copy the collection to the host with "
                             f"collection.to(queue, pt.get_device('cpu_serial'))")
-    return torch.device("cuda", device.index)
+    return torch.device(kind, device.index)
 
 
 def row_quantum(collection: PortableCollection, g: BlockGeometry) -> int:
@@ -75,7 +75,7 @@ def flat_tensor(collection: PortableCollection, dtype: np.dtype) -> Any:
     found = per_dtype.get(dtype)
     if found is None:
         import torch
-        if collection.device.backend.is_gpu:
+        if not collection.device.backend.host_memory:
             raw = torch.as_tensor(collection.buffer, device=torch_device(collection))
         else:
             raw = torch.from_numpy(collection.buffer)

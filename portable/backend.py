@@ -24,7 +24,7 @@ import difflib
 import functools
 import os
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from .errors import BackendError
 
@@ -47,6 +47,26 @@ class Backend(ABC):
 
     name: str = ""
     is_gpu: bool = False
+    # -- what the backend does, for code that must act on it (never its name) --
+    #: the backend's arrays are host memory (NumPy arrays the host reads and writes
+    #: directly); else they live in device memory, reached through copies
+    host_memory: bool = True
+    #: a block has one thread, which loops over many elements: work divisions put
+    #: the parallelism into blocks and elements per thread, not threads per block
+    one_thread_per_block: bool = True
+    #: queues are device streams: the backend (and torch) enqueue work onto them and
+    #: the host goes on; else a queue runs host functions in order
+    device_streams: bool = False
+    #: kernels run in a simulator on the host: nothing is typed or compiled, launches
+    #: are slow (tests keep sizes small), and its memory is not device memory
+    simulated: bool = False
+    #: page-locked host memory (:meth:`alloc_pinned`) makes copies to and from the
+    #: backend's memory faster and asynchronous
+    pinned_host_memory: bool = False
+    #: torch's device type for the backend's memory (``None``: torch cannot reach it)
+    torch_device_type: str | None = "cpu"
+    #: DLPack's device type for the backend's memory (kDLCPU 1, kDLCUDA 2, kDLROCM 10)
+    dlpack_device_type: int = 1
     #: whether a thread's several elements lie a block's width apart (element
     #: base + k * block_threads + thread_idx: a warp's loads are coalesced)
     #: rather than next to each other (a CPU thread's run, which vectorizes)
@@ -145,6 +165,22 @@ class Backend(ABC):
     def dlpack_export(self, array: Any) -> Any:
         """An object exporting ``array`` (a native array of this backend) through DLPack."""
         return array  # NumPy arrays export DLPack themselves
+
+    def alloc_pinned(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """Page-locked host memory for fast, asynchronous copies (where
+        :attr:`pinned_host_memory`)."""
+        raise BackendError(f"backend {self.name!r} has no page-locked host memory: its "
+                           f"arrays are host memory already")
+
+    def enqueue_host_function(self, queue: Queue, function: Callable[[], None]) -> None:
+        """Run ``function`` on the host after the work enqueued on ``queue`` so far,
+        before the work enqueued after it; the host does not wait."""
+        queue.native.submit(function)
+
+    def torch_stream(self, queue: Queue) -> int | None:
+        """The handle of ``queue``'s stream for torch to adopt, or ``None`` where
+        queues are no device streams."""
+        return None
 
     @abstractmethod
     def launch(self, queue: Queue, workdiv: WorkDiv, kernel: Kernel,

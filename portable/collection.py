@@ -316,7 +316,7 @@ class PortableCollection:
         g = self._layout._geometry_of(name, self._capacity)
         backend = self._device.backend
         if g.kind == "scalar":
-            shape, strides = ((), ()) if not backend.is_gpu else ((1,), (g.itemsize,))
+            shape, strides = ((), ()) if backend.host_memory else ((1,), (g.itemsize,))
         else:
             shape = (self._size, g.rows, g.cols)[:{"column": 1, "vector": 2,
                                                    "matrix": 3}[g.kind]]
@@ -403,7 +403,7 @@ class PortableCollection:
         """
         where = "PortableCollection.save"
         file = _npz(_expect_path(path, where))
-        if self._device.backend.is_gpu:
+        if not self._device.backend.host_memory:
             raise PortableError("save() writes host collections; copy it to the host "
                                 "first with collection.to(queue, pt.get_device('cpu_serial'))")
         if not file.parent.is_dir():
@@ -618,7 +618,7 @@ def _adopt(buffer: Any, device: Device, layout: type[Layout], capacity: int, nby
 def _new_buffer(device: Device, nbytes: int, alignment: int, pinned: bool, where: str) -> Any:
     """``nbytes`` new bytes on ``device`` whose first byte sits on ``alignment``, as
     CMSSW's buffers do; page-locked host memory if ``pinned``."""
-    gpu = device.backend.is_gpu
+    gpu = not device.backend.host_memory
     if gpu and pinned:
         raise ArgumentError(f"{where}: argument 'pinned' is for host collections; a "
                             f"collection on {device} lives in device memory; leave pinned out")

@@ -276,7 +276,7 @@ def _accepted_args(backend: Any, kernel: Kernel, args: tuple[Any, ...]
             continue
         if kind is View:
             home = value.collection.device.backend
-            if home is not backend and (home.is_gpu or backend.is_gpu):
+            if home is not backend and not (home.host_memory and backend.host_memory):
                 return None
             key = (value.layout, value.readonly)
             param = _view_params.get(key)
@@ -310,12 +310,13 @@ def _checked_args(queue: Queue, workdiv: WorkDiv, kernel: Kernel, args: tuple[An
     for index, (name, value) in enumerate(zip(kernel.params, args)):
         if isinstance(value, View):
             home = value.collection.device
-            if home.backend is not backend and (home.backend.is_gpu or backend.is_gpu):
+            both_host = home.backend.host_memory and backend.host_memory
+            if home.backend is not backend and not both_host:
                 raise LaunchError(
                     f"argument {name!r} of kernel {kernel.__name__} is a view of a collection "
                     f"on {home}, but the queue runs on {device}; move it with "
                     f"collection.to(q, pt.get_device({device.backend.name!r})), q a queue on "
-                    f"{home if home.backend.is_gpu else device}")
+                    f"{device if home.backend.host_memory else home}")
             views.append((index, ViewParam(value.layout, value.readonly)))
             prepared.append(value)
         else:

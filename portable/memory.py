@@ -12,10 +12,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .backend import Backend, all_backends, get_backend
+from .backend import Backend, all_backends
 from .device import Device
 from .checks import describe, expect_device, expect_flag, expect_queue
-from .errors import ArgumentError, PortableError
+from .errors import ArgumentError, BackendError, PortableError
 from .queue import Queue
 
 
@@ -169,8 +169,16 @@ def alloc_host_buffer(shape: int | Sequence[int], dtype: Any = np.float64,
     with _sized(where, dims, dt, "pinned host memory" if pinned else "the host"):
         if not pinned:
             return np.empty(dims, dt)
-        cuda_backend = get_backend("cuda")  # clear error if CUDA cannot run
-        return cuda_backend.alloc_pinned(dims, dt)
+        return _pinning_backend(where).alloc_pinned(dims, dt)
+
+
+def _pinning_backend(where: str) -> Backend:
+    """The first backend that can run here and allocates page-locked host memory."""
+    for backend in all_backends():
+        if backend.pinned_host_memory and backend.available:
+            return backend
+    raise BackendError(f"{where}: argument 'pinned' asks for page-locked host memory, which "
+                       f"only a GPU backend allocates, and none can run here; leave pinned out")
 
 
 def _native(obj: Any, arg: str, where: str) -> Any:
@@ -252,8 +260,8 @@ def device_of(array: Any) -> Device | None:
     Example::
 
         >>> import numpy as np, portable as pt
-        >>> pt.device_of(np.zeros(3)).backend.is_gpu
-        False
+        >>> pt.device_of(np.zeros(3)).backend.host_memory
+        True
     """
     for backend in _probed_in_turn():
         found = backend.device_of(array)

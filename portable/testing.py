@@ -43,11 +43,10 @@ SIMULATOR_MAX_SIZE = 1000
 
 
 def is_simulated(backend: str) -> bool:
-    """Whether ``backend`` runs in Numba's CUDA simulator in this process."""
-    if backend != "cuda":
-        return False
-    import numba
-    return bool(numba.config.ENABLE_CUDASIM)
+    """Whether the backend called ``backend`` runs its kernels in a simulator on the
+    host in this process (then tests keep their sizes small)."""
+    found = [b for b in all_backends() if b.name == backend]
+    return bool(found) and found[0].simulated
 
 
 def wanted_backends() -> list[str]:
@@ -87,9 +86,9 @@ def backends_under_test() -> list[Any]:
             continue
         if not backend.available:
             continue
-        if is_simulated(backend.name):
-            params.append(pytest.param(backend.name, id="cuda-sim"))
-        elif backend.is_gpu:
+        if backend.simulated:
+            params.append(pytest.param(backend.name, id=f"{backend.name}-sim"))
+        elif not backend.host_memory:
             params.append(pytest.param(backend.name, id=backend.name, marks=pytest.mark.gpu))
         else:
             params.append(pytest.param(backend.name, id=backend.name))

@@ -92,8 +92,9 @@ class WorkDiv:
         lim = device.limits
         per_block = math.prod(self.threads)
         if per_block > lim.max_threads_per_block:
-            hint = (" (the CPU backends run one thread per block: use threads=1 and "
-                    "elements>1, or pt.make_workdiv)" if not device.backend.is_gpu else "")
+            hint = (" (this backend runs one thread per block: use threads=1 and "
+                    "elements>1, or pt.make_workdiv)"
+                    if device.backend.one_thread_per_block else "")
             raise LaunchError(
                 f"{self} asks for {per_block} threads per block but {device} allows at "
                 f"most {lim.max_threads_per_block}{hint}")
@@ -137,7 +138,7 @@ def make_workdiv(device: Device, extent: int | Sequence[int],
     ext = _dims(extent, "extent", least=0)
     if threads is not None:
         expect_count(threads, "threads", "pt.make_workdiv", least=1)
-    if device.backend.is_gpu:
+    if not device.backend.one_thread_per_block:
         per_block = threads or GPU_BLOCK_THREADS
         if len(ext) == 1:
             blocks = max(1, -(-ext[0] // per_block))

@@ -121,6 +121,12 @@ class CudaBackend(Backend):
     name = "cuda"
     is_gpu = True
     block_strided_elements = True
+    host_memory = False
+    one_thread_per_block = False
+    device_streams = True
+    pinned_host_memory = True
+    torch_device_type: str | None = "cuda"
+    dlpack_device_type = 2  # kDLCUDA
 
     def __init__(self) -> None:
         self._devices: list[Device] | None = None
@@ -195,6 +201,12 @@ class CudaBackend(Backend):
     def wait_event(self, queue: Queue, event: Event) -> None:
         with self._context_of(queue.device):
             event._require_recorded().event.wait(queue.native)
+
+    def enqueue_host_function(self, queue: Queue, function: Callable[[], None]) -> None:
+        queue.native.add_callback(lambda stream, status, arg: function(), None)
+
+    def torch_stream(self, queue: Queue) -> int | None:
+        return int(queue.native)
 
     def memory_bytes(self, device: Device) -> int | None:
         if self.simulated:

@@ -77,7 +77,7 @@ class Context:
 
     def host_alloc(self, shape: int | Sequence[int], dtype: Any) -> np.ndarray:
         """Host memory for small copies from the device (pinned on a GPU)."""
-        return self.memory.alloc(self.queue, shape, dtype, pinned=self.queue.backend.is_gpu)
+        return self.memory.alloc(self.queue, shape, dtype, pinned=self.queue.backend.pinned_host_memory)
 
     def copy(self, dst: Any, src: Any) -> None:
         """``pt.memcpy`` on the module's queue (host <-> device or within the device)."""

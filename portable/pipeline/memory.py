@@ -124,7 +124,7 @@ class Staging:
                 f"asked for shape {dims} and dtype {np.dtype(dtype)}; one name holds one "
                 f"shape and dtype (size it at the capacity), use another name for another "
                 f"buffer")
-        allocator = allocator_for(queue.device, pinned=queue.backend.is_gpu)
+        allocator = allocator_for(queue.device, pinned=queue.backend.pinned_host_memory)
         array = allocator.alloc(queue, dims, dtype)  # never freed: it stays with the slot
         self._buffers[name] = array
         return array

@@ -12,7 +12,7 @@ where a HIP device answers. Code generation needs no GPU:
 from __future__ import annotations
 
 import ctypes
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -59,6 +59,12 @@ class RocmBackend(Backend):
     name = "rocm"
     is_gpu = True
     block_strided_elements = True
+    host_memory = False
+    one_thread_per_block = False
+    device_streams = True
+    pinned_host_memory = True
+    torch_device_type: str | None = "cuda"  # ROCm builds of torch name AMD GPUs "cuda"
+    dlpack_device_type = 10  # kDLROCM
 
     def __init__(self) -> None:
         self._devices: list[Device] | None = None
@@ -121,6 +127,14 @@ class RocmBackend(Backend):
 
     def wait_event(self, queue: Queue, event: Event) -> None:
         hip.call("hipStreamWaitEvent", queue.native, event._require_recorded().event, 0)
+
+    def enqueue_host_function(self, queue: Queue, function: Callable[[], None]) -> None:
+        callback = _HOST_FUNCTION(lambda data: _run_host_function(callback, function))
+        _PENDING.add(callback)  # alive until it has run
+        hip.call("hipLaunchHostFunc", queue.native, callback, None)
+
+    def torch_stream(self, queue: Queue) -> int | None:
+        return int(queue.native)
 
     def memory_bytes(self, device: Device) -> int | None:
         return int(hip.call("hipGetDeviceProperties", device.index).totalGlobalMem)
@@ -287,6 +301,18 @@ class RocmBackend(Backend):
             layout = inspect(code.image).kernels[code.symbol].args
             found = self._functions[key] = (function, layout, module, code)
         return found[0], found[1]
+
+
+#: hipHostFn_t: ``void (*)(void* userData)``
+_HOST_FUNCTION = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_PENDING: set[Any] = set()
+
+
+def _run_host_function(callback: Any, function: Callable[[], None]) -> None:
+    try:
+        function()
+    finally:
+        _PENDING.discard(callback)
 
 
 def _view_param(view: Any) -> ViewParam:
