@@ -9,7 +9,7 @@ capacities, with the counts on the device (so the same launches serve every even
 and can be captured into a graph):
 
 1. **tiles**: each trackster's tile, a count per tile (atomic), an exclusive scan
-   into offsets, a scatter (atomic cursor per tile) and a sort of each tile's list,
+   into offsets (a thread per row of 72 tiles, then the rows' starts), a scatter (atomic cursor per tile) and a sort of each tile's list,
    so tiles list their tracksters in increasing order on every backend;
 2. **count**: each trackster counts its edges, visiting the tiles within two bins
    in eta and phi (phi bins are narrower than the window; the second eta bin keeps
@@ -185,6 +185,34 @@ def assign_tiles(acc, nodes, n_nodes, tile_of, tile_count):
 
 
 @pt.kernel
+def scan_rows(acc, offsets, row_total):
+    """Within each row of tiles (one endcap and eta bin), turn the counts in
+    ``offsets`` into offsets from the row's start, in place; ``row_total``: each
+    row's count."""
+    for row in acc.uniform_elements(row_total.size):
+        running = 0
+        for k in range(row * PHI_BINS, (row + 1) * PHI_BINS):
+            count = offsets[k]
+            offsets[k] = running
+            running += count
+        row_total[row] = running
+
+
+@pt.kernel
+def add_row_starts(acc, offsets, row_total):
+    """Add each row's start (the counts of the rows before it) to its offsets; the
+    last entry of ``offsets`` becomes the total."""
+    for row in acc.uniform_elements(row_total.size):
+        start = 0
+        for before in range(row):
+            start += row_total[before]
+        for k in range(row * PHI_BINS, (row + 1) * PHI_BINS):
+            offsets[k] += start
+        if row == row_total.size - 1:
+            offsets[row_total.size * PHI_BINS] = start + row_total[row]
+
+
+@pt.kernel
 def scatter_to_tiles(acc, n_nodes, tile_of, offsets, cursor, tile_nodes):
     """List every trackster in its tile's range, at a position taken with an atomic."""
     for i in acc.uniform_elements(tile_of.size):
@@ -288,11 +316,15 @@ def build_graph(queue: pt.Queue, nodes: pt.PortableCollection, n_nodes: Any,
     pt.memset(queue, tile_offsets, 0)
     pt.memset(queue, cursor, 0)
     pt.launch(queue, per_node, assign_tiles, nodes.const_view(), n_nodes, tile_of, tile_offsets)
-    kernels.exclusive_scan(queue, tile_offsets, tile_offsets, alloc=alloc)
+    row_total = alloc(N_TILES // PHI_BINS, np.int32)
+    per_row = pt.make_workdiv(queue.device, row_total.size)
+    pt.launch(queue, per_row, scan_rows, tile_offsets, row_total)
+    pt.launch(queue, per_row, add_row_starts, tile_offsets, row_total)
     pt.launch(queue, per_node, scatter_to_tiles, n_nodes, tile_of, tile_offsets, cursor,
               tile_nodes)
-    pt.launch(queue, pt.make_workdiv(queue.device, N_TILES), sort_tiles, tile_offsets,
-              tile_nodes)
+    # a grid over the nodes, not the tiles: most tiles are empty, and the grid-stride
+    # loop covers them all
+    pt.launch(queue, per_node, sort_tiles, tile_offsets, tile_nodes)
     pt.launch(queue, per_node, count_edges, nodes.const_view(), n_nodes, tile_offsets,
               tile_nodes, counts)
     kernels.exclusive_scan(queue, counts, first_edge, alloc=alloc)
