@@ -454,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
               "shapes": shapes, "seconds_per_point": None if args.events else run["seconds"],
               "events_per_point": args.events,
               "warmup_events": args.warmup or "4 x streams, 8 at least", "pool_events": None,
-              "threshold": args.threshold, "mixed": f"{args.mixed} (graphs off)" if args.mixed else "none",
+              "threshold": args.threshold,
+              "mixed": f"{args.mixed} (graphs off)" if args.mixed else "none",
               "graphs": graphs_wanted,
               "allocator_switch": ALLOCATOR_SWITCH,
               "source": "a pool of events generated before timing, event n = pool[n % pool]"}
