@@ -68,14 +68,11 @@ def measure(device: Any, torch: Any, pairs: int, repeat: int) -> dict[str, Any]:
     """Per size, per variant: the summary of microseconds per alloc + free."""
     results: dict[str, Any] = {}
     for label, nbytes in SIZES.items():
-        samples = common.time_host_interleaved(variants(device, nbytes, torch), repeat=repeat,
-                                               warmup=min(pairs, 100), inner=pairs)
-        results[label] = {"bytes": nbytes, "us": {name: common.summarize(
-            [s * 1e6 for s in times], "us") for name, times in samples.items()}}
-        common.print_table(f"alloc + free of {label} ({nbytes} bytes) on {device}, "
-                           f"us per pair", ["variant", "median us", "min us", "IQR %"],
-                           [(name, s["median"], s["min"], s["spread_pct"])
-                            for name, s in results[label]["us"].items()])
+        results[label] = {"bytes": nbytes, "us": common.host_us(
+            variants(device, nbytes, torch), repeat=repeat, warmup=min(pairs, 100),
+            inner=pairs)}
+        common.print_summaries(f"alloc + free of {label} ({nbytes} bytes) on {device}, "
+                               f"µs per pair", results[label]["us"])
     return results
 
 
@@ -92,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if gpu is None:
         record["gpu"] = {"skipped": why}
     else:
-        torch, no_torch = common.torch_cuda()
+        torch, no_torch = common.gpu_library("torch")
         if no_torch:
             common.note(f"torch skipped: {no_torch}")
         results = measure(gpu.device, torch, pairs, repeat)

@@ -1,17 +1,15 @@
-"""Shared helpers for the benchmarks: environment, timing, statistics, JSON records.
+"""The benchmarks' shared core: options, the machine, timing, statistics, records.
 
-Every benchmark script imports this module (it sits beside them, so running
-``python benchmarks/<script>.py`` from the repository root finds it) and
-writes one JSON record with :func:`write_record`.
-
-Optional packages (numba-cuda, torch, CuPy) are imported lazily and guarded:
-on a machine without a GPU the helpers say so instead of failing.
+Every script sits beside this module, imports it (which also puts the repository
+on ``sys.path``), times its variants with :func:`time_host` or :func:`time_events`,
+summarizes the samples with :func:`summarize` and writes one JSON record made by
+:func:`make_record` with :func:`write_record`. ``benchmarks/report.py`` turns the
+records into the README's performance table.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import importlib
 import importlib.metadata as _md
 import json
 import math
@@ -31,94 +29,73 @@ if str(REPO_ROOT) not in sys.path:  # run from anywhere, even without the editab
     sys.path.insert(0, str(REPO_ROOT))
 
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results"
+Variants = dict[str, tuple[Callable[[], Any], Callable[[], Any]]]
 
 
-# ----------------------------------------------------------------------------- args
+# ----------------------------------------------------------------------------- options
 def base_parser(description: str) -> argparse.ArgumentParser:
-    """An argument parser with the options every benchmark takes."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--out", default=str(DEFAULT_OUT),
-                        help="folder for the JSON record (default: benchmarks/results)")
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes and few repetitions: a smoke run, not a measurement")
+    """The options every benchmark takes: ``--out`` and ``--quick``."""
+    found = argparse.ArgumentParser(description=description)
+    found.add_argument("--out", default=str(DEFAULT_OUT),
+                       help="folder for the JSON record (default: benchmarks/results)")
+    found.add_argument("--quick", action="store_true",
+                       help="small sizes and few repetitions: a smoke run, not a measurement")
+    return found
+
+
+def add_section_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--no-gpu`` and ``--no-cpu``, for benchmarks with a GPU and a CPU section."""
+    parser.add_argument("--no-gpu", action="store_true", help="skip the GPU section")
+    parser.add_argument("--no-cpu", action="store_true", help="skip the CPU section")
     return parser
 
 
-def add_section_options(parser: argparse.ArgumentParser) -> None:
-    """``--no-gpu`` and ``--no-cpu``, for the benchmarks with a GPU and a CPU section."""
-    parser.add_argument("--no-gpu", action="store_true", help="skip the GPU section")
-    parser.add_argument("--no-cpu", action="store_true", help="skip the CPU section")
-
-
-# ----------------------------------------------------------------------------- environment
+# ----------------------------------------------------------------------------- the machine
 def simulated() -> bool:
-    """Whether numba's CUDA simulator is on (NUMBA_ENABLE_CUDASIM=1): GPU timings are meaningless."""
+    """Whether numba's CUDA simulator is on: GPU figures then exercise code only."""
     return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
 
 
-def _version(dist: str, module: str | None = None) -> str | None:
-    try:
-        return _md.version(dist)
-    except _md.PackageNotFoundError:
-        pass
-    if module is not None:
-        try:
-            return str(getattr(importlib.import_module(module), "__version__", None))
-        except Exception:  # noqa: BLE001 - optional package, any failure means "absent"
-            return None
-    return None
-
-
 def versions() -> dict[str, Any]:
-    """Versions of Python and of the packages the benchmarks may use (None: absent)."""
+    """Versions of Python and of the packages the benchmarks use (None: absent)."""
+    def version(*dists: str) -> str | None:
+        for dist in dists:
+            try:
+                return _md.version(dist)
+            except _md.PackageNotFoundError:
+                continue
+        return None
     found: dict[str, Any] = {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": _version("numba", "numba"),
-        "numba-cuda": _version("numba-cuda"),
-        "torch": _version("torch", "torch"),
-        "cupy": None,
-        "portable": None,
+        "python": platform.python_version(), "numpy": np.__version__,
+        "numba": version("numba"), "numba-cuda": version("numba-cuda"),
+        "torch": version("torch"),
+        "cupy": version("cupy-cuda13x", "cupy-cuda12x", "cupy"),
+        "portable": version("portable"),
     }
-    for dist in ("cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x", "cupy"):
-        v = _version(dist)
-        if v is not None:
-            found["cupy"] = v
-            break
-    try:
-        import portable
-        found["portable"] = getattr(portable, "__version__", None)
-    except Exception:  # noqa: BLE001
-        pass
-    commit = git_commit()
+    commit = _git_commit()
     if commit:
         found["portable_commit"] = commit
     return found
 
 
-def git_commit() -> str | None:
-    """The checked-out commit, read from .git without running git (None if unknown)."""
+def _git_commit() -> str | None:
+    """The checked-out commit, read from .git without running git."""
     git = REPO_ROOT / ".git"
     try:
         head = (git / "HEAD").read_text().strip()
         if not head.startswith("ref:"):
             return head
         ref = head.split(None, 1)[1]
-        path = git / ref
-        if path.exists():
-            return path.read_text().strip()
-        packed = git / "packed-refs"
-        if packed.exists():
-            for line in packed.read_text().splitlines():
-                if line.endswith(" " + ref):
-                    return line.split()[0]
+        if (git / ref).exists():
+            return (git / ref).read_text().strip()
+        packed = (git / "packed-refs").read_text().splitlines()
+        return next((line.split()[0] for line in packed if line.endswith(" " + ref)), None)
     except OSError:
         return None
-    return None
 
 
 def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or platform's guess elsewhere)."""
+    """The CPU's model name."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -138,394 +115,201 @@ def cpu_count() -> int:
 
 
 def slug(text: str) -> str:
-    """A file-name-safe lower-case slug: 'NVIDIA H100 80GB HBM3' -> 'nvidia-h100-80gb-hbm3'."""
-    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return s or "unknown"
+    """A file-name-safe slug: 'NVIDIA H100 80GB HBM3' -> 'nvidia-h100-80gb-hbm3'."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unknown"
 
 
 def cpu_slug() -> str:
+    """The host CPU's record slug: model and core count."""
     return f"{slug(cpu_model())}-{cpu_count()}c"
 
 
 def utc_now() -> str:
+    """Now, in UTC, to the second (ISO 8601)."""
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-# ----------------------------------------------------------------------------- GPU probing
-class GpuInfo:
-    """What the benchmarks need to know about the CUDA side; ``ok`` False means skip."""
+class Gpu:
+    """The CUDA GPU the benchmarks measure: its portable device, numba's ``cuda``
+    module, name and multiprocessor count."""
 
-    def __init__(self) -> None:
-        self.ok = False
-        self.reason = ""
+    def __init__(self, device: Any, cuda: Any) -> None:
+        self.device, self.cuda = device, cuda
         self.simulated = simulated()
-        self.name: str | None = None
-        self.sm_count = 0
-        self.max_threads_per_sm = 2048
-        self.l2_bytes = 0
-        self.device: Any = None  # portable Device
-        self.cuda: Any = None  # numba.cuda module
+        self.name = "numba CUDA simulator" if self.simulated else device.name
+        self.slug = "cudasim" if self.simulated else slug(self.name)
+        self.sm_count = max(1, int(device.limits.multiprocessors))
+
+
+def gpu_to_measure(skip: bool = False) -> tuple[Gpu | None, str]:
+    """The GPU to measure and ``""``, or ``None`` and why its section is skipped."""
+    if skip:
+        why = "--no-gpu"
+    else:
         try:
             import portable as pt
-            backend = pt.all_backends()
-            cuda_backend = next((b for b in backend if b.name == "cuda"), None)
-            if cuda_backend is None:
-                self.reason = "portable has no cuda backend registered"
-                return
-            if not cuda_backend.available:
-                self.reason = f"cuda backend unavailable: {cuda_backend.reason}"
-                return
             from numba import cuda
-            self.cuda = cuda
-            self.device = pt.get_device("cuda")
-            dev = cuda.get_current_device()
-            name = getattr(dev, "name", None)
-            if isinstance(name, bytes):
-                name = name.decode(errors="replace")
-            if self.simulated:
-                self.name = "numba CUDA simulator"
-            else:
-                self.name = str(name) if name else self.device.name
-            self.sm_count = max(1, int(self.device.limits.multiprocessors))
-            self.max_threads_per_sm = int(_dev_attr(dev, "MAX_THREADS_PER_MULTIPROCESSOR", 2048))
-            self.l2_bytes = int(_dev_attr(dev, "L2_CACHE_SIZE", 0))
-            self.ok = True
+            gpu = Gpu(pt.get_device("cuda"), cuda)
+            if gpu.simulated:
+                note("numba CUDA simulator: GPU figures exercise the code only")
+            return gpu, ""
         except Exception as err:  # noqa: BLE001 - any failure: no GPU section
-            self.ok = False
-            self.reason = f"{type(err).__name__}: {err}"
-
-    @property
-    def slug(self) -> str:
-        return "cudasim" if self.simulated else slug(self.name or "cuda")
+            why = " ".join(str(err).split()) or type(err).__name__
+    note(f"GPU section skipped: {why}")
+    return None, why
 
 
-def gpu_to_measure(skip: bool) -> tuple[GpuInfo | None, str]:
-    """The usable GPU and ``""``, or None and why its section is skipped (``--no-gpu``
-    when ``skip``, else the probe's reason); notes the skip, or that figures taken in
-    the simulator are not measurements."""
-    gpu = None if skip else GpuInfo()
-    if gpu is None or not gpu.ok:
-        why = "--no-gpu" if gpu is None else gpu.reason
-        note(f"GPU section skipped: {why}")
-        return None, why
-    if gpu.simulated:
-        note("numba CUDA simulator: GPU figures exercise the code only, they are not "
-             "measurements")
-    return gpu, ""
-
-
-def record_device(gpu: GpuInfo | None) -> tuple[str, str]:
+def record_device(gpu: Gpu | None) -> tuple[str, str]:
     """The record's device name and file-name slug: the GPU's, else the host CPU's."""
-    if gpu is None:
-        return f"{cpu_model()} (CPU)", cpu_slug()
-    return str(gpu.name), gpu.slug
+    return (gpu.name, gpu.slug) if gpu is not None else (f"{cpu_model()} (CPU)", cpu_slug())
 
 
-def _dev_attr(dev: Any, name: str, default: int) -> int:
-    try:
-        return int(getattr(dev, name))
-    except Exception:  # noqa: BLE001 - simulator devices lack most attributes
-        return default
-
-
-def torch_cuda() -> tuple[Any, str | None]:
-    """(torch, None) when torch sees a CUDA GPU, else (None, why not)."""
+def gpu_library(name: str) -> tuple[Any, str | None]:
+    """``(torch or cupy, None)`` when it imports and sees a CUDA GPU, else ``(None, why)``."""
     if simulated():
-        return None, "the numba CUDA simulator is on (torch would use the real GPU)"
+        return None, f"the numba CUDA simulator is on ({name} would use the real GPU)"
     try:
-        import torch
-    except Exception as err:  # noqa: BLE001
-        return None, f"torch cannot be imported ({type(err).__name__}: {err})"
-    try:
-        if not torch.cuda.is_available():
-            return None, f"torch {torch.__version__} sees no CUDA GPU"
-    except Exception as err:  # noqa: BLE001
-        return None, f"torch.cuda failed ({type(err).__name__}: {err})"
-    return torch, None
-
-
-def cupy_cuda() -> tuple[Any, str | None]:
-    """(cupy, None) when CuPy imports and sees a GPU, else (None, why not)."""
-    if simulated():
-        return None, "the numba CUDA simulator is on (CuPy would use the real GPU)"
-    try:
-        import cupy
-    except Exception as err:  # noqa: BLE001
-        return None, f"CuPy cannot be imported ({type(err).__name__}: {err})"
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            return None, "CuPy sees no CUDA GPU"
-    except Exception as err:  # noqa: BLE001
-        return None, f"CuPy cannot reach a GPU ({type(err).__name__}: {err})"
-    return cupy, None
-
-
-# ----------------------------------------------------------------------------- statistics
-def summarize(samples: Sequence[float], unit: str) -> dict[str, Any]:
-    """Median, min, max, quartiles and relative spread of ``samples``.
-
-    ``spread_pct`` is the inter-quartile range over the median, in percent;
-    ``range_pct`` the (max - min) over the median.
-    """
-    xs = sorted(float(x) for x in samples)
-    if not xs:
-        return {"unit": unit, "n": 0, "median": None, "min": None, "max": None,
-                "p25": None, "p75": None, "spread_pct": None, "range_pct": None,
-                "samples": []}
-    med = statistics.median(xs)
-    if len(xs) >= 4:
-        q = statistics.quantiles(xs, n=4, method="inclusive")
-        p25, p75 = q[0], q[2]
-    else:
-        p25, p75 = xs[0], xs[-1]
-    rel = (lambda v: 100.0 * v / med) if med else (lambda v: None)
-    return {"unit": unit, "n": len(xs), "median": med, "min": xs[0], "max": xs[-1],
-            "p25": p25, "p75": p75, "spread_pct": rel(p75 - p25),
-            "range_pct": rel(xs[-1] - xs[0]), "samples": xs}
-
-
-def rate_summary(times: dict[str, Any], amount: float, unit: str, scale: float) -> dict[str, Any]:
-    """Turn a time summary (``times['unit']`` ms, us or s) into a rate summary.
-
-    ``amount`` is what one timed run moves (bytes, say) and ``scale`` divides the
-    rate to get ``unit`` (1e12 for TB/s). The best rate comes from the shortest time.
-    """
-    to_s = {"s": 1.0, "ms": 1e-3, "us": 1e-6}[times["unit"]]
-
-    def rate(t: float | None) -> float | None:
-        if t is None or t <= 0:
-            return None
-        return amount / (t * to_s) / scale
-    samples = [r for r in (rate(t) for t in times.get("samples", [])) if r is not None]
-    out = summarize(samples, unit)
-    out["median"] = rate(times["median"])  # rate of the median time, not median of rates
-    return out
+        module = __import__(name)
+        sees = (module.cuda.is_available() if name == "torch"
+                else module.cuda.runtime.getDeviceCount() > 0)
+    except Exception as err:  # noqa: BLE001 - optional package: any failure means absent
+        return None, f"{name} unusable ({type(err).__name__}: {err})"
+    return (module, None) if sees else (None, f"{name} sees no CUDA GPU")
 
 
 # ----------------------------------------------------------------------------- timing
-def time_host(run: Callable[[], Any], *, repeat: int, warmup: int,
-              sync: Callable[[], Any] | None = None, inner: int = 1) -> list[float]:
-    """Host wall-clock seconds per call of ``run``.
-
-    ``warmup`` untimed calls first; then ``repeat`` samples, each ``inner`` calls
-    back to back followed by ``sync()`` (so asynchronous work is included), the
-    elapsed time divided by ``inner``.
-    """
-    for _ in range(warmup):
-        run()
-    if sync is not None:
-        sync()
-    samples = []
-    perf = time.perf_counter
-    for _ in range(repeat):
-        t0 = perf()
-        for _ in range(inner):
-            run()
-        if sync is not None:
-            sync()
-        samples.append((perf() - t0) / inner)
-    return samples
-
-
-def time_host_interleaved(variants: dict[str, tuple[Callable[[], Any], Callable[[], Any]]], *,
-                          repeat: int, warmup: int, inner: int = 1) -> dict[str, list[float]]:
-    """Like :func:`time_host` for several variants ``{name: (run, sync)}``, sampled
-    round-robin (sample r of every variant, then sample r + 1, ...), so slow drifts of
-    the machine (clocks, other tenants) hit every variant alike and ratios stay fair."""
+def time_host(variants: Variants, *, repeat: int, warmup: int, inner: int = 1
+              ) -> dict[str, list[float]]:
+    """Host seconds per call of each ``{name: (run, sync)}``: ``warmup`` calls, then
+    ``repeat`` samples of ``inner`` calls and one ``sync()``, the variants sampled
+    round-robin so that drifts of the machine hit them alike."""
     for run, sync in variants.values():
         for _ in range(warmup):
             run()
         sync()
     samples: dict[str, list[float]] = {name: [] for name in variants}
-    perf = time.perf_counter
     for _ in range(repeat):
         for name, (run, sync) in variants.items():
-            t0 = perf()
+            start = time.perf_counter()
             for _ in range(inner):
                 run()
             sync()
-            samples[name].append((perf() - t0) / inner)
+            samples[name].append((time.perf_counter() - start) / inner)
     return samples
 
 
-class NumbaTimer:
-    """CUDA events through numba-cuda, recorded on one numba stream."""
+def host_us(variants: Variants, *, repeat: int, warmup: int, inner: int = 1
+            ) -> dict[str, dict[str, Any]]:
+    """:func:`time_host`, summarized in microseconds per call."""
+    samples = time_host(variants, repeat=repeat, warmup=warmup, inner=inner)
+    return {name: summarize([s * 1e6 for s in xs], "us") for name, xs in samples.items()}
 
-    def __init__(self, cuda: Any, stream: Any) -> None:
-        self.cuda, self.stream = cuda, stream
+
+class Events:
+    """CUDA events of one library (numba, torch or CuPy) on one stream."""
+
+    def __init__(self, library: str, module: Any, stream: Any = None) -> None:
+        self.library, self.module, self.stream = library, module, stream
 
     def record(self) -> Any:
-        ev = self.cuda.event()  # timing=True is the default (the simulator takes no argument)
-        ev.record(self.stream)
-        return ev
+        if self.library == "numba":
+            event = self.module.event()
+            event.record(self.stream)
+        elif self.library == "torch":
+            event = self.module.cuda.Event(enable_timing=True)
+            event.record()
+        else:
+            event = self.module.cuda.Event()
+            event.record(self.stream)
+        return event
 
     def elapsed_ms(self, start: Any, end: Any) -> float:
         end.synchronize()
+        if self.library == "cupy":
+            return float(self.module.cuda.get_elapsed_time(start, end))
         return float(start.elapsed_time(end))
 
     def synchronize(self) -> None:
-        self.stream.synchronize()
+        if self.library == "torch":
+            self.module.cuda.synchronize()
+        else:
+            self.stream.synchronize()
 
 
-class TorchTimer:
-    """CUDA events through torch, on torch's current stream."""
-
-    def __init__(self, torch: Any) -> None:
-        self.torch = torch
-
-    def record(self) -> Any:
-        ev = self.torch.cuda.Event(enable_timing=True)
-        ev.record()
-        return ev
-
-    def elapsed_ms(self, start: Any, end: Any) -> float:
-        end.synchronize()
-        return float(start.elapsed_time(end))
-
-    def synchronize(self) -> None:
-        self.torch.cuda.synchronize()
-
-
-class CupyTimer:
-    """CUDA events through CuPy, on one CuPy stream (launches must use that stream)."""
-
-    def __init__(self, cupy: Any, stream: Any) -> None:
-        self.cupy, self.stream = cupy, stream
-
-    def record(self) -> Any:
-        ev = self.cupy.cuda.Event()
-        ev.record(self.stream)
-        return ev
-
-    def elapsed_ms(self, start: Any, end: Any) -> float:
-        end.synchronize()
-        return float(self.cupy.cuda.get_elapsed_time(start, end))
-
-    def synchronize(self) -> None:
-        self.stream.synchronize()
-
-
-def time_gpu(run: Callable[[int], Any], timer: Any, *, repeat: int, warmup: int,
-             busy: bool = True) -> list[float]:
-    """Device milliseconds of one ``run(k)`` each, measured with CUDA events.
-
-    ``run(k)`` enqueues one unit of work (asynchronously) using input set ``k``
-    (the callee rotates ``k`` over its input sets). With ``busy``, an untimed
-    ``run`` is enqueued right before each timed one, so the GPU is still busy
-    while the host records the start event and enqueues the timed work: the
-    host's launch overhead then stays out of the measured interval.
-    """
-    for k in range(warmup):
-        run(k)
-    timer.synchronize()
-    samples = []
+def time_events(runs: dict[str, Callable[[int], Any]], events: Events, *, repeat: int,
+                warmup: int) -> dict[str, dict[str, Any]]:
+    """Device milliseconds of one ``run(k)`` each between two CUDA events, variants
+    round-robin. ``run(k)`` enqueues one unit of work on input set ``k``; an untimed
+    ``run`` goes first each time, so the GPU is busy while the host records the start
+    event and the timed work: the host's launch overhead stays out."""
+    for run in runs.values():
+        for k in range(warmup):
+            run(k)
+    events.synchronize()
+    samples: dict[str, list[float]] = {name: [] for name in runs}
     for r in range(repeat):
-        if busy:
+        for name, run in runs.items():
             run(r + 1)
-        start = timer.record()
-        run(r)
-        end = timer.record()
-        samples.append(timer.elapsed_ms(start, end))
-    timer.synchronize()
-    return samples
+            start = events.record()
+            run(r)
+            end = events.record()
+            samples[name].append(events.elapsed_ms(start, end))
+    events.synchronize()
+    return {name: summarize(xs, "ms") for name, xs in samples.items()}
 
 
-# ----------------------------------------------------------------------------- GPU bandwidth
-def gpu_references() -> tuple[Any, Any, dict[str, str]]:
-    """(torch or None, cupy or None, skipped): the optional GPU libraries, with the reason
-    for each one that is unavailable (keys "torch", "cupy")."""
-    torch, torch_why = torch_cuda()
-    cupy, cupy_why = cupy_cuda()
-    skipped: dict[str, str] = {}
-    if torch is None:
-        skipped["torch"] = torch_why or "unavailable"
-    if cupy is None:
-        skipped["cupy"] = cupy_why or "unavailable"
-    return torch, cupy, skipped
+# ----------------------------------------------------------------------------- statistics
+def summarize(samples: Sequence[float], unit: str) -> dict[str, Any]:
+    """Median, min, max, quartiles and spread (IQR over median, %) of ``samples``."""
+    xs = sorted(float(x) for x in samples)
+    if not xs:
+        return {"unit": unit, "n": 0, "median": None, "samples": []}
+    med = statistics.median(xs)
+    p25, p75 = (statistics.quantiles(xs, n=4, method="inclusive")[::2] if len(xs) >= 4
+                else (xs[0], xs[-1]))
+    return {"unit": unit, "n": len(xs), "median": med, "min": xs[0], "max": xs[-1],
+            "p25": p25, "p75": p75, "spread_pct": 100 * (p75 - p25) / med if med else None,
+            "samples": xs}
 
 
-def sync_all() -> None:
-    """Synchronize the whole CUDA context: numba, torch and CuPy streams alike."""
-    from numba import cuda
-    cuda.synchronize()
+def rate(times: dict[str, Any], amount: float, scale: float, unit: str) -> dict[str, Any]:
+    """The rate of moving ``amount`` (bytes, say) per timed run, in ``unit`` (``scale``
+    per second), from a time summary in ms: the median's rate and the best."""
+    def of(ms: float | None) -> float | None:
+        return amount / (ms * 1e-3) / scale if ms else None
+    return {"unit": unit, "median": of(times["median"]), "max": of(times.get("min"))}
 
 
-def to_device(dev: Any, queue: Any, host: np.ndarray) -> Any:
-    """A new portable buffer on ``dev`` holding a copy of ``host`` (enqueued on ``queue``)."""
-    import portable as pt
-    buf = pt.alloc_buffer(dev, host.shape, host.dtype)
-    pt.memcpy(queue, buf, host)
-    return buf
+def ratio(num: float | None, den: float | None) -> float | None:
+    """``num / den``, or None when either is missing."""
+    return num / den if num is not None and den else None
 
 
-def copy_ceiling(dev: Any, queue: Any, timer: NumbaTimer, n: int, sets: int, *, repeat: int,
-                 warmup: int, rng: np.random.Generator, torch: Any = None,
-                 cupy: Any = None) -> tuple[dict[str, Any], dict[str, str]]:
-    """The bandwidth ceiling: device-to-device copies of ``n`` float32, read + written.
+def target(what: str, value: float | None, limit: float, at_most: bool = True,
+           judged: bool = True) -> dict[str, Any]:
+    """A target: ``value <= limit`` (or ``>=``), ``met`` None when not judged."""
+    met = None if value is None or not judged else (value <= limit if at_most
+                                                      else value >= limit)
+    return {"what": what, "target": f"{'<=' if at_most else '>='} {limit}", "value": value,
+            "met": met}
 
-    numba ``copy_to_device`` on ``queue``'s stream (timed with ``timer``, a
-    :class:`NumbaTimer` on that stream; checked once), and, when given, torch ``copy_``
-    and CuPy ``copyto`` on the same buffers; ``sets`` source/destination pairs rotated,
-    the sources drawn from ``rng``. Returns ``({"bytes_per_copy", "variants",
-    "ceiling", "ceiling_TB/s"}, skipped)``: the ceiling is the copy with the best median
-    TB/s; ``skipped`` holds a reason for each torch / CuPy copy that failed.
-    """
-    import portable as pt
-    stream = queue.native
-    copy_bytes = 2 * n * 4
-    copies: dict[str, Any] = {}
-    skipped: dict[str, str] = {}
-    srcs = [to_device(dev, queue, rng.random(n, dtype=np.float32)) for _ in range(sets)]
-    dsts = [pt.alloc_buffer(dev, n, np.float32) for _ in range(sets)]
-    queue.synchronize()
-    ms = time_gpu(lambda k: dsts[k % sets].copy_to_device(srcs[k % sets], stream=stream),
-                  timer, repeat=repeat, warmup=warmup)
-    copies["numba copy_to_device"] = {"time": summarize(ms, "ms")}
-    if not np.array_equal(dsts[0].copy_to_host(), srcs[0].copy_to_host()):
-        raise RuntimeError("device-to-device copy check failed")
-    if torch is not None:
-        try:
-            ts = [torch.as_tensor(s, device="cuda") for s in srcs]
-            td = [torch.as_tensor(d, device="cuda") for d in dsts]
-            sync_all()
-            ms = time_gpu(lambda k: td[k % sets].copy_(ts[k % sets]),
-                          TorchTimer(torch), repeat=repeat, warmup=warmup)
-            copies["torch copy_"] = {"time": summarize(ms, "ms")}
-            del ts, td
-        except Exception as err:  # noqa: BLE001
-            skipped["torch copy"] = f"failed: {type(err).__name__}: {err}"
-    if cupy is not None:
-        try:
-            cstream = cupy.cuda.Stream(non_blocking=True)
-            with cstream:
-                cs = [cupy.asarray(s) for s in srcs]
-                cd = [cupy.asarray(d) for d in dsts]
-                sync_all()
-                ms = time_gpu(lambda k: cupy.copyto(cd[k % sets], cs[k % sets]),
-                              CupyTimer(cupy, cstream), repeat=repeat, warmup=warmup)
-            copies["cupy copyto"] = {"time": summarize(ms, "ms")}
-            del cs, cd
-        except Exception as err:  # noqa: BLE001
-            skipped["cupy copy"] = f"failed: {type(err).__name__}: {err}"
-    sync_all()
-    del srcs, dsts
-    for s in copies.values():
-        s["TB/s"] = rate_summary(s["time"], copy_bytes, "TB/s", 1e12)
-    ceiling_name = max(copies, key=lambda name: copies[name]["TB/s"]["median"] or 0.0)
-    ceiling = copies[ceiling_name]["TB/s"]["median"]
-    return ({"bytes_per_copy": copy_bytes, "variants": copies, "ceiling": ceiling_name,
-             "ceiling_TB/s": ceiling}, skipped)
+
+def all_met(targets: dict[str, dict[str, Any]]) -> bool | None:
+    """Whether every target is met; None when there is none or one was not judged."""
+    mets = [t.get("met") for t in targets.values()]
+    return None if not mets or None in mets else all(mets)
 
 
 # ----------------------------------------------------------------------------- output
 def fmt(value: Any, digits: int = 3) -> str:
+    """A table cell: numbers to ``digits`` significant figures, None as ``-``."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "NO"
     if isinstance(value, float):
-        if value != value:  # NaN
-            return "nan"
+        if not math.isfinite(value):
+            return str(value)
         if value == 0 or 1e-3 <= abs(value) < 1e6:
             return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:,.{max(digits - 2, 1)}f}"
         return f"{value:.{digits}e}"
@@ -535,9 +319,7 @@ def fmt(value: Any, digits: int = 3) -> str:
 def print_table(title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """A plain fixed-width table on stdout."""
     cells = [[fmt(c) for c in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row)]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
     print(f"\n== {title}")
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
     print("  ".join("-" * w for w in widths))
@@ -545,6 +327,14 @@ def print_table(title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                         for i, (c, w) in enumerate(zip(row, widths))))
     sys.stdout.flush()
+
+
+def print_summaries(title: str, results: dict[str, dict[str, Any]]) -> None:
+    """A table of summaries: median, min and spread per variant."""
+    unit = next(iter(results.values()), {}).get("unit", "")
+    print_table(title, ["variant", f"median {unit}", f"min {unit}", "IQR %"],
+                [(name, s["median"], s.get("min"), s.get("spread_pct"))
+                 for name, s in results.items()])
 
 
 def fmt_ratio(value: float | None) -> str:
@@ -557,45 +347,9 @@ def verdict(met: bool | None) -> str:
     return "n/a" if met is None else "met" if met else "NOT met"
 
 
-def all_met(targets: dict[str, dict[str, Any]]) -> bool | None:
-    """Whether every target is met; None when there is none or one was not judged."""
-    mets = [t.get("met") for t in targets.values()]
-    return None if not mets or any(m is None for m in mets) else all(mets)
-
-
-def print_ratios(ratios: dict[str, float | None]) -> None:
-    for name, value in ratios.items():
-        print(f"ratio {name}: {fmt_ratio(value)}")
-
-
-def print_copy_ceiling(copy: dict[str, Any], gpu_name: str, log2n: int) -> None:
-    """The table of :func:`copy_ceiling`'s copies and the ceiling they set."""
-    rows = [(name, s["TB/s"]["median"], s["TB/s"]["min"], s["time"]["spread_pct"])
-            for name, s in copy["variants"].items()]
-    print_table(f"device-to-device copy on {gpu_name}, 2^{log2n} float32 (read + written)",
-                ["copy", "TB/s", "min TB/s", "IQR %"], rows)
-    print(f"ceiling: {copy['ceiling']} = {fmt(copy['ceiling_TB/s'])} TB/s")
-
-
-def print_gpu_variants(title: str, variants: dict[str, dict[str, Any]]) -> None:
-    """A table of GPU kernel variants measured against the copy ceiling."""
-    rows = [(name, e["config"], None, None, None, None, "ERROR") if "error" in e else
-            (name, e["config"], e["TB/s"]["median"], e["pct_of_copy"], e["time"]["median"],
-             e["time"]["spread_pct"], e["verified"]) for name, e in variants.items()]
-    print_table(title, ["variant", "config", "TB/s", "% copy", "ms", "IQR %", "ok"], rows)
-
-
-def print_cpu_variants(title: str, variants: dict[str, dict[str, Any]]) -> None:
-    """A table of CPU variants with their bandwidth."""
-    rows = [(name, e["GB/s"]["median"], e["GB/s"]["min"], e["time"]["median"],
-             e["time"]["spread_pct"], e["verified"]) for name, e in variants.items()]
-    print_table(title, ["variant", "GB/s", "min GB/s", "ms", "IQR %", "ok"], rows)
-
-
-def print_launch_costs(title: str, results: dict[str, dict[str, Any]]) -> None:
-    """A table of per-launch costs in microseconds."""
-    rows = [(name, s["median"], s["min"], s["spread_pct"]) for name, s in results.items()]
-    print_table(title, ["variant", "median us", "min us", "IQR %"], rows)
+def print_targets(targets: dict[str, dict[str, Any]]) -> None:
+    for name, t in targets.items():
+        print(f"target {name}: {fmt(t['value'])} {t['target']} -> {verdict(t['met'])}")
 
 
 def note(message: str) -> None:
@@ -607,35 +361,23 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        value = float(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (np.bool_,)):
+    if isinstance(value, (np.bool_, bool)):
         return bool(value)
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value if isinstance(value, (str, int)) or value is None else str(value)
 
 
 def make_record(benchmark: str, device: str, parameters: dict[str, Any],
                 quick: bool) -> dict[str, Any]:
     """The common head of a benchmark record; the script adds its figures."""
-    return {
-        "benchmark": benchmark,
-        "device": device,
-        "host_cpu": cpu_model(),
-        "host_cores": cpu_count(),
-        "date": utc_now(),
-        "versions": versions(),
-        "platform": platform.platform(),
-        "quick": quick,
-        "cuda_simulator": simulated(),
-        "command": " ".join([Path(sys.executable).name] + sys.argv),
-        "parameters": parameters,
-    }
+    return {"benchmark": benchmark, "device": device, "host_cpu": cpu_model(),
+            "host_cores": cpu_count(), "date": utc_now(), "versions": versions(),
+            "platform": platform.platform(), "quick": quick, "cuda_simulator": simulated(),
+            "command": " ".join([Path(sys.executable).name] + sys.argv),
+            "parameters": parameters}
 
 
 def write_record(out_dir: str | os.PathLike[str], benchmark: str, device_slug: str,
@@ -644,8 +386,6 @@ def write_record(out_dir: str | os.PathLike[str], benchmark: str, device_slug: s
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{benchmark}_{device_slug}.json"
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(_jsonable(record), f, indent=2, sort_keys=False)
-        f.write("\n")
+    path.write_text(json.dumps(_jsonable(record), indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {path}", flush=True)
     return path

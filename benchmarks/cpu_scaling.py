@@ -126,8 +126,8 @@ def measure(case: dict[str, Any], repeat: int, warmup: int) -> dict[str, Any]:
             common.note(f"{name}: WRONG RESULT")
     # round-robin: serial and threaded samples alternate, so a load spike from
     # another process hits both rather than one of them
-    samples = common.time_host_interleaved({name: (run, lambda: None) for name, run in runs},
-                                           repeat=repeat, warmup=warmup)
+    samples = common.time_host({name: (run, lambda: None) for name, run in runs},
+                               repeat=repeat, warmup=warmup)
     for name, _ in runs:
         results[name] = {"verified": verified[name],
                          "time": common.summarize([x * 1e3 for x in samples[name]], "ms")}

@@ -127,15 +127,15 @@ def example_case(cache: str) -> dict[str, Any]:
     return result
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = common.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--no-example", action="store_true",
-                        help="skip examples/calo_single.py")
-    args = parser.parse_args()
+                        help="skip examples/calo_single.py (so does --quick)")
+    args = parser.parse_args(argv)
     cases: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="portable-kernels-") as cache:
         cases["kernels"] = kernels_case(os.path.join(cache, "kernels"))
-        if not args.no_example:
+        if not (args.no_example or args.quick):
             try:
                 cases["calo_single"] = example_case(os.path.join(cache, "calo"))
             except RuntimeError as err:

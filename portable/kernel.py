@@ -285,7 +285,11 @@ def _accepted_args(backend: Any, kernel: Kernel, args: tuple[Any, ...]
             views.append((index, param))
             prepared.append(value)  # the backend passes what its kernel takes of it
             continue
-        if argument_problem(value) is not None:
+        if kind in _ARRAY_KINDS:  # what argument_problem asks of these, inline
+            dtype = getattr(value, "dtype", None)
+            if isinstance(dtype, np.dtype) and _dtype_problem(dtype) is not None:
+                return None
+        elif argument_problem(value) is not None:
             return None
         try:
             prepared.append(prepare(kernel, kernel.params[index], value))

@@ -17,6 +17,7 @@ ctypes values of their type.
 from __future__ import annotations
 
 import ctypes
+import weakref
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -51,6 +52,9 @@ class Marshaller:
         self._arrays: dict[tuple[Any, ...], tuple[int, int]] = {}
         self._scalars: dict[np.dtype, int] = {}
         self._members: dict[tuple[Any, str, bool], int] = {}
+        #: per numba device array (by id, checked through a weak reference): its code
+        #: and parameters, which cannot change (its shape, strides and memory are fixed)
+        self._seen: dict[int, tuple[weakref.ref[Any], int, tuple[Any, ...]]] = {}
 
     def code(self, numba_type: Any) -> int:
         """The code standing for ``numba_type``."""
@@ -68,6 +72,19 @@ class Marshaller:
         found = self._arrays[key] = (self.code(typeof()), np.dtype(dtype).itemsize)
         return found
 
+    def _device_params(self, value: Any, kind: type) -> tuple[Any, int, tuple[Any, ...]]:
+        """The code and kernel parameters of a numba device array, remembered."""
+        shape, strides = value.shape, value.strides
+        key = (kind, value.dtype, shape, strides)
+        code, itemsize = self._arrays.get(key) or self._array(key, value.dtype,
+                                                              lambda: value._numba_type_)
+        params = (0, 0, value.size, itemsize, value.device_ctypes_pointer.value or 0, *shape,
+                  *strides)
+        if len(self._seen) > 4096:  # arrays made and dropped: keep it small
+            self._seen.clear()
+        seen = self._seen[id(value)] = (weakref.ref(value), code, params)
+        return seen
+
     def marshal(self, args: Sequence[Any], members: Sequence[tuple[str, ...] | None]
                 ) -> tuple[tuple[int, ...], list[Any]] | None:
         """``(signature, kernel parameters)``, or ``None`` if some argument needs
@@ -80,13 +97,11 @@ class Marshaller:
             if used is not None:
                 self._view(value, used, codes, params)
             elif kind is self._device_array or isinstance(value, self._device_array):
-                shape, strides = value.shape, value.strides
-                key = (kind, value.dtype, shape, strides)
-                found = self._arrays.get(key) or self._array(key, value.dtype,
-                                                             lambda: value._numba_type_)
-                codes.append(found[0])
-                params += (0, 0, value.size, found[1], value.device_ctypes_pointer.value or 0,
-                           *shape, *strides)
+                seen = self._seen.get(id(value))
+                if seen is None or seen[0]() is not value:
+                    seen = self._device_params(value, kind)
+                codes.append(seen[1])
+                params += seen[2]
             elif kind is int:
                 if value not in _INT64_RANGE:
                     return None
