@@ -322,10 +322,15 @@ def main() -> None:
     for mode in modes:
         for threads in levels:
             for streams in levels:
-                report, _ = run_point(pp, path, backend, rows, threads, streams, mode,
-                                      seconds)
-                grid.append({"graphs": mode, "threads": threads, "streams": streams,
-                             "events_per_s": report.throughput,
+                point = {"graphs": mode, "threads": threads, "streams": streams}
+                try:
+                    report, _ = run_point(pp, path, backend, rows, threads, streams, mode,
+                                          seconds)
+                except Exception as err:  # keep the other points; the record says what
+                    print(f"[error] {point}: {type(err).__name__}: {err}")
+                    grid.append({**point, "events_per_s": 0.0, "error": str(err)[:300]})
+                    continue
+                grid.append({**point, "events_per_s": report.throughput,
                              "cpu_usage": report.cpu_usage,
                              "replayed": report.graphs[backend].replayed,
                              "events": report.events})

@@ -15,8 +15,11 @@ On a CUDA machine::
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib.util
-from typing import Any, Callable
+import threading
+from typing import Any, Callable, Iterator
 
 from ..device import Device
 from ..errors import PortableError
@@ -52,7 +55,7 @@ class GraphCapture:
         torch = self._torch
         from numba import cuda
         graph = torch.cuda.CUDAGraph()
-        with cuda.defer_cleanup(), torch.cuda.stream(self.stream):
+        with _collector_paused(), cuda.defer_cleanup(), torch.cuda.stream(self.stream):
             graph.capture_begin(pool=self.pool, capture_error_mode="thread_local")
             try:
                 work()
@@ -73,6 +76,29 @@ class GraphCapture:
                     end(self.device.index, self.pool)
                 except Exception:
                     pass
+
+
+_PAUSED = [0]
+_PAUSE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while any thread captures: a collection in the
+    capturing thread could destroy an old graph (a CUDA call that a capture forbids,
+    which invalidates it)."""
+    with _PAUSE_LOCK:
+        _PAUSED[0] += 1
+        if _PAUSED[0] == 1:
+            _PAUSED.append(gc.isenabled())
+            gc.disable()
+    try:
+        yield
+    finally:
+        with _PAUSE_LOCK:
+            _PAUSED[0] -= 1
+            if _PAUSED[0] == 0 and _PAUSED.pop():
+                gc.enable()
 
 
 class CapturedGraph:

@@ -55,14 +55,25 @@ class GraphRunner:
     def __init__(self, scheduler: Scheduler) -> None:
         self.s = scheduler
 
-    def start(self, graphs: SlotGraphs, number: int, input: Any) -> None:
-        queue = graphs.start()
-        run = GraphRun(graphs, number, input, queue)
-        graphs.events += 1
-        self.advance(run, 0)
+    def run(self, graphs: SlotGraphs, item: tuple[int, Any] | None) -> None:
+        """Run the slot's events from ``item`` on, one after the other, until one hands
+        its rest to a waiting thread (a loop, not a recursion: an event that needs no
+        wait ends in this call)."""
+        while item is not None:
+            run = GraphRun(graphs, item[0], item[1], graphs.start())
+            graphs.events += 1
+            if not self._advance(run, 0):
+                return
+            item = self.s._next_item()
 
-    def advance(self, run: GraphRun, index: int) -> None:
-        """Run the ops from ``index`` on; a wait hands the rest to a waiting thread."""
+    def resume(self, run: GraphRun, index: int) -> None:
+        """Go on with an event after a wait, then with the slot's next events."""
+        if self._advance(run, index):
+            self.run(run.graphs, self.s._next_item())
+
+    def _advance(self, run: GraphRun, index: int) -> bool:
+        """Run the ops from ``index`` on; whether the event ended (else a wait handed
+        the rest to a waiting thread)."""
         ops = run.graphs.ops
         while index < len(ops):
             op = ops[index]
@@ -71,7 +82,7 @@ class GraphRunner:
                 continue
             if type(op) is Wait:
                 if run.dirty and self._wait(run, index):
-                    return
+                    return False
                 continue
             if op.guard and op.guard & run.refused:
                 continue
@@ -88,8 +99,11 @@ class GraphRunner:
                                       f"{type(err).__name__}: {err}",
                                       "".join(traceback.format_exception(err)))
         if run.dirty and self._wait(run, index):
-            return
-        self._end(run)
+            return False
+        run.memory.release()
+        self.s._count(run.graphs.slot, run.failure, run.over,
+                      "eager" if run.eager else "replayed", start_next=False)
+        return True
 
     def _wait(self, run: GraphRun, index: int) -> bool:
         """Record an event on each queue used since the last wait; whether the rest
@@ -104,14 +118,9 @@ class GraphRunner:
                 pending.append(event)
         run.dirty.clear()
         if pending:
-            self.s._wait_then(pending, self.advance, run, index)
+            self.s._wait_then(pending, self.resume, run, index)
             return True
         return False
-
-    def _end(self, run: GraphRun) -> None:
-        run.memory.release()
-        self.s._count(run.graphs.slot, run.failure, run.over,
-                      "eager" if run.eager else "replayed")
 
     # -- segments ------------------------------------------------------------------------
     def _segment(self, run: GraphRun, segment: Segment) -> None:

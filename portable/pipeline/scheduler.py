@@ -159,20 +159,27 @@ class Scheduler:
 
     # -- events --------------------------------------------------------------------------
     def _start_next(self, slot: Slot) -> None:
+        item = self._next_item()
+        if item is None:
+            return
+        graphs = self.graph_slots.get(slot.index)
+        if graphs is not None:
+            self.graph_runner.run(graphs, item)
+            return
+        run = EventRun(slot, item[0], item[1], self.graph)
+        for name in self.graph.roots:  # a checked graph has one at least
+            self._ready(run, name)
+
+    def _next_item(self) -> tuple[int, Any] | None:
+        """The source's next event for a slot; ``None`` (and the slot counted idle)
+        when there is none."""
         item = self.source.next()
         if item is None:
             with self.lock:
                 self._active -= 1
                 if self._active == 0:
                     self._idle.set()
-            return
-        graphs = self.graph_slots.get(slot.index)
-        if graphs is not None:
-            self.graph_runner.start(graphs, item[0], item[1])
-            return
-        run = EventRun(slot, item[0], item[1], self.graph)
-        for name in self.graph.roots:  # a checked graph has one at least
-            self._ready(run, name)
+        return item
 
     def _ready(self, run: EventRun, name: str) -> None:
         if run.failure is not None or self.graph.depends_on[name] & run.blocked:
@@ -230,9 +237,10 @@ class Scheduler:
         self._count(run.slot, run.failure, run.over)
 
     def _count(self, slot: Slot, failure: Failure | None, over: str | None,
-               outcome: str = "") -> None:
+               outcome: str = "", start_next: bool = True) -> None:
         """Count an ended event (``over``: why it was over capacity; ``outcome``: in
-        graph mode, ``"replayed"`` or ``"eager"``), then start the slot's next one."""
+        graph mode, ``"replayed"`` or ``"eager"``), then start the slot's next one
+        (unless the caller does)."""
         with self.lock:
             self.events += 1
             backend = slot.device.backend.name
@@ -246,7 +254,8 @@ class Scheduler:
                     self.source.stop()
         if self.on_event is not None:
             self.on_event()
-        self._start_next(slot)
+        if start_next:
+            self._start_next(slot)
 
     # -- modules -------------------------------------------------------------------------
     def _start_module(self, run: EventRun, name: str) -> None:
