@@ -130,8 +130,7 @@ def host_atomics():
     def function(name: str, ctype: type) -> object:
         proto = ctypes.CFUNCTYPE(ctype, ctypes.POINTER(ctype), ctype)
         return proto(engine.get_function_address(name))
-    yield function
-    del engine
+    return function  # its closure keeps the engine alive
 
 
 NAN = math.nan

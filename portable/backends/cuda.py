@@ -8,13 +8,9 @@ hand-written grid-stride loop. Compiled kernels are cached per work-division
 shape and argument types and launched directly, without the numba
 dispatcher's per-call type resolution.
 
-Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) the same code runs
-through the simulator's launcher, so CI checks CUDA logic without a GPU. The
-simulator types nothing, so it is made to refuse what CUDA's compiler refuses:
-the rewriter's checks hold on every backend, atomics check their array's
-dtype, read-only views are read-only arrays, and an error inside a simulated
-kernel becomes a :class:`~portable.errors.KernelError` (an index out of range a
-:class:`~portable.errors.RangeError`) naming the kernel.
+Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) the ``cuda`` backend
+is :class:`~.cuda_simulator.CudaSimulatorBackend`, which runs the same code
+through the simulator's launcher.
 """
 from __future__ import annotations
 
@@ -26,10 +22,9 @@ from numba.core.errors import NumbaError
 
 from ..backend import Backend, register
 from ..device import Device, DeviceLimits
-from ..errors import KernelError, LaunchError, PortableError, RangeError
+from ..errors import LaunchError, PortableError
 from ..kernel import DeviceFunction, Kernel, compile_error, global_resolver
-from ..frontend import (ATOMIC_DTYPES, Dialect, ViewParam, at_failing_line, atomic_dtype_problem,
-                        build_function)
+from ..frontend import Dialect, ViewParam, build_function
 from .cpu import host_bytes
 from .cuda_launch import Launcher
 
@@ -60,47 +55,24 @@ def cuda_dialect(key: tuple[int, tuple[int, ...]], block_strided_elements: bool)
             return str(elements[d])
         return f"__pt_cuda__.{_BUILTINS[kind]}.{_AXES[ndim - 1 - d]}"
     calls, names = dict(_CUDA_CALLS), {"__pt_cuda__": cuda}
-    if _simulated():  # the simulator types nothing: its atomics check their dtype
-        calls.update({member: f"__pt_checked_atomic__({member!r}, {_CUDA_CALLS[member]})"
-                      for member in ATOMIC_DTYPES})
-        names["__pt_checked_atomic__"] = _checked_atomic
     return Dialect(ndim, index, calls, names, view_members_as_params=True,
                    block_strided_elements=block_strided_elements)
 
 
-def _simulated() -> bool:
-    import numba
-    return bool(numba.config.ENABLE_CUDASIM)
-
-
-def _checked_atomic(member: str, atomic: Callable[..., Any]) -> Callable[..., Any]:
-    """The simulator's ``atomic`` for ``acc.<member>``, refusing the array dtypes that
-    CUDA's compiler refuses. (The simulator's ``cuda.atomic`` exists only while a
-    kernel runs, so kernels build this at each call.)"""
-    def run(array: Any, *args: Any) -> Any:
-        problem = atomic_dtype_problem(member, array.dtype)
-        if problem is not None:
-            raise KernelError(problem)
-        return atomic(array, *args)
-    return run
-
-
 class CudaEvent:
-    """A CUDA event, with timing or without (cheaper; the simulator's events run
-    synchronously and carry no time: they query as done and time as 0 ms)."""
+    """A CUDA event, with timing or without (cheaper)."""
 
-    def __init__(self, cuda: Any, simulated: bool, timing: bool) -> None:
-        self.simulated = simulated
-        self.event = cuda.event() if simulated else cuda.event(timing=timing)
+    def __init__(self, cuda: Any, timing: bool) -> None:
+        self.event = cuda.event(timing=timing)
 
     def synchronize(self) -> None:
         self.event.synchronize()
 
     def query(self) -> bool:
-        return True if self.simulated else self.event.query()
+        return bool(self.event.query())
 
     def elapsed_ms(self, end: CudaEvent) -> float:
-        return 0.0 if self.simulated else self.event.elapsed_time(end.event)
+        return float(self.event.elapsed_time(end.event))
 
 
 class ReadOnlyDeviceArray:
@@ -151,11 +123,6 @@ class CudaBackend(Backend):
         return None
 
     @property
-    def simulated(self) -> bool:
-        """Whether kernels run in Numba's CUDA simulator."""
-        return _simulated()
-
-    @property
     def cuda(self) -> Any:
         from numba import cuda
         return cuda
@@ -194,7 +161,7 @@ class CudaBackend(Backend):
         with self._context_of(queue.device):  # the event lives in the queue's context
             native = event.native  # a CUDA event may be recorded again
             if native is None:
-                native = CudaEvent(self.cuda, self.simulated, event.timing)
+                native = CudaEvent(self.cuda, event.timing)
             native.event.record(queue.native)
         event.native = native
 
@@ -209,8 +176,6 @@ class CudaBackend(Backend):
         return int(queue.native)
 
     def memory_bytes(self, device: Device) -> int | None:
-        if self.simulated:
-            return None
         with self.cuda.gpus[device.index]:
             return int(self.cuda.current_context().get_memory_info()[1])
 
@@ -259,9 +224,6 @@ class CudaBackend(Backend):
             return
         if not (dev.flags["C_CONTIGUOUS"] or dev.flags["F_CONTIGUOUS"]):
             raise PortableError("memset needs a contiguous buffer; this one is strided")
-        if self.simulated:
-            host_bytes(dev._ary).fill(byte)
-            return
         from numba.cuda.cudadrv import driver
         driver.device_memset(dev, byte, dev.nbytes, stream=queue.native)
 
@@ -302,15 +264,19 @@ class CudaBackend(Backend):
                           f"{copy}")
 
     def compile_device_function(self, function: DeviceFunction, key: Any) -> Any:
-        dialect = cuda_dialect(key, self.block_strided_elements)
+        dialect = self.dialect(key)
         py = build_function(function.parsed, dialect, global_resolver(self, key),
                             cache_key=self._cache_key("device", key))
         return self.cuda.jit(py, device=True, cache=py.disk_cached)
 
     def _cache_key(self, kind: str, key: tuple[int, tuple[int, ...]]) -> Any:
-        """What keys a function in the disk cache besides its source; ``None`` (no
-        disk cache) under the simulator, which compiles nothing."""
-        return None if self.simulated else (kind, self.name, key)
+        """What keys a function in the disk cache besides its source (``None``: no
+        disk cache)."""
+        return (kind, self.name, key)
+
+    def dialect(self, key: tuple[int, tuple[int, ...]]) -> Dialect:
+        """How kernels spell ``acc``'s members for launch ``key``."""
+        return cuda_dialect(key, self.block_strided_elements)
 
     def _dispatcher(self, kernel: Kernel, key: tuple[int, tuple[int, ...]],
                     views: tuple[tuple[int, ViewParam], ...]) -> tuple[Any, list[Any]]:
@@ -318,7 +284,7 @@ class CudaBackend(Backend):
         used of it when it is a view (``None`` otherwise)."""
         found = kernel.compiled.get((self.name, key, views))
         if found is None:
-            dialect = cuda_dialect(key, self.block_strided_elements)
+            dialect = self.dialect(key)
             py = build_function(kernel.parsed, dialect, global_resolver(self, key),
                                 drop_acc=True, views=views,
                                 cache_key=self._cache_key("kernel", key))
@@ -331,27 +297,15 @@ class CudaBackend(Backend):
 
     def strided_view(self, buffer: Any, offset: int, shape: tuple[int, ...],
                      strides: tuple[int, ...], dtype: np.dtype) -> Any:
-        if self.simulated:
-            from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
-            host = np.ndarray(shape, dtype, buffer=buffer._ary, offset=offset, strides=strides)
-            return FakeCUDAArray(host)
         if 0 in shape:
             return self.cuda.device_array(shape, dtype)
         from numba.cuda.cudadrv.devicearray import DeviceNDArray
         return DeviceNDArray(shape, strides, dtype, gpu_data=buffer.gpu_data.view(offset))
 
     def readonly(self, array: Any) -> Any:
-        if self.simulated:  # the simulator types nothing: its array refuses writes
-            from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
-            host = array._ary.view()
-            host.flags.writeable = False
-            return FakeCUDAArray(host)
         return ReadOnlyDeviceArray(array)
 
     def dlpack_export(self, array: Any) -> Any:
-        if self.simulated:
-            raise PortableError("DLPack export needs a real GPU; the CUDA simulator's "
-                                "arrays have no device memory")
         from cuda.core.utils import StridedMemoryView
         return StridedMemoryView.from_cuda_array_interface(array, stream_ptr=-1)
 
@@ -360,7 +314,7 @@ class CudaBackend(Backend):
         key = (workdiv.ndim, workdiv.elements)
         dispatcher, members = self._dispatcher(kernel, key, views)
         launcher = self._launcher
-        if launcher is None and not self.simulated:
+        if launcher is None:
             launcher = self._launcher = Launcher(self.cuda.gpus, len(self.devices()) > 1)
         if launcher is not None:
             try:
@@ -369,12 +323,6 @@ class CudaBackend(Backend):
             except NumbaError as err:  # raised while compiling, before it runs
                 raise compile_error(kernel, self.name, err) from None
         grid, block = workdiv.blocks[::-1], workdiv.threads[::-1]
-        if self.simulated:
-            try:
-                dispatcher[grid, block, queue.native](*self._expand_views(args, members))
-            except Exception as err:
-                raise _simulator_error(kernel, err) from None
-            return
         with self.cuda.gpus[queue.device.index]:  # an argument kind only numba knows
             try:
                 dispatcher[grid, block, queue.native](*self._expand_views(args, members))
@@ -398,25 +346,6 @@ class CudaBackend(Backend):
         return expanded
 
 
-def _simulator_error(kernel: Kernel, error: Exception) -> PortableError:
-    """An error raised inside a simulated kernel, as the error it stands for, at the
-    user's line that raised it."""
-    message, where = str(error), f"kernel {kernel.__name__}"
-    if isinstance(error, IndexError) and "out of bounds" in message:
-        return RangeError(at_failing_line(
-            where, f"an element index is out of range in the CUDA simulator ({message}); on "
-                   f"a GPU this access would read or write outside the array", error))
-    if isinstance(error, PortableError):
-        return KernelError(at_failing_line(where, message, error))
-    if "read-only" in message:
-        return KernelError(at_failing_line(
-            where, f"writes a read-only array ({message}): a member of a const_view(); pass "
-                   f"collection.view() to write", error))
-    return KernelError(at_failing_line(
-        where, f"fails in the CUDA simulator, so it would not compile or run on a GPU: "
-               f"{type(error).__name__}: {message}", error))
-
-
 def _device_name(dev: Any) -> str:
     name = getattr(dev, "name", b"CUDA device")
     return name.decode() if isinstance(name, bytes) else str(name)
@@ -436,4 +365,14 @@ def _limits(dev: Any) -> DeviceLimits:
     )
 
 
-register(CudaBackend())
+def _backend() -> CudaBackend:
+    """The ``cuda`` backend of this process: in Numba's CUDA simulator where
+    ``NUMBA_ENABLE_CUDASIM=1`` is set, else on NVIDIA GPUs."""
+    import numba
+    if numba.config.ENABLE_CUDASIM:
+        from .cuda_simulator import CudaSimulatorBackend
+        return CudaSimulatorBackend()
+    return CudaBackend()
+
+
+register(_backend())

@@ -102,6 +102,10 @@ def available_problem() -> str | None:
     if _linker() is None:
         return ("no ld.lld to link AMD code objects: install the 'rocm' extra "
                 "(pip install 'hep-portable-kernels[rocm]', which brings ziglang's ld.lld)")
+    import numba
+    if numba.config.ENABLE_CUDASIM:
+        return ("Numba's CUDA simulator is on (NUMBA_ENABLE_CUDASIM=1): numba-cuda's "
+                "compiler, which lowers the kernels, is replaced by the simulator")
     try:
         from numba.cuda.compiler import compile_cuda  # noqa: F401
     except ImportError as err:

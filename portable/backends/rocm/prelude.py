@@ -113,12 +113,16 @@ done:
 }}
 """
 
-#: libdevice math functions with an AMDGPU equivalent: name -> (type, LLVM intrinsic, arity)
+#: libdevice's math functions with an AMDGPU equivalent: name, LLVM intrinsic, arity
+_MATH = (("sqrt", "sqrt", 1), ("fabs", "fabs", 1), ("floor", "floor", 1), ("ceil", "ceil", 1),
+         ("trunc", "trunc", 1), ("rint", "rint", 1), ("round", "round", 1),
+         ("copysign", "copysign", 2), ("fmin", "minnum", 2), ("fmax", "maxnum", 2),
+         ("fma", "fma", 3))
+#: what kernels may call of the ``math`` module on AMD GPUs
+MATH_NAMES = tuple(f"math.{name}" for name, _, _ in _MATH)
+#: libdevice function name -> (type, LLVM intrinsic, arity)
 MATH_FUNCTIONS: dict[str, tuple[str, str, int]] = {}
-for _name, _intrinsic, _arity in (("sqrt", "sqrt", 1), ("fabs", "fabs", 1), ("floor", "floor", 1),
-                                  ("ceil", "ceil", 1), ("trunc", "trunc", 1), ("rint", "rint", 1),
-                                  ("round", "round", 1), ("copysign", "copysign", 2),
-                                  ("fmin", "minnum", 2), ("fmax", "maxnum", 2), ("fma", "fma", 3)):
+for _name, _intrinsic, _arity in _MATH:
     MATH_FUNCTIONS[f"__nv_{_name}"] = ("double", f"llvm.{_intrinsic}.f64", _arity)
     MATH_FUNCTIONS[f"__nv_{_name}f"] = ("float", f"llvm.{_intrinsic}.f32", _arity)
 

@@ -26,7 +26,7 @@ import math
 import re
 
 from ...errors import KernelError
-from .prelude import MATH_FUNCTIONS
+from .prelude import MATH_FUNCTIONS, MATH_NAMES
 
 #: the NVIDIA intrinsics that kernels may use, and what each becomes
 NVVM_RENAMES: dict[str, str] = {"llvm.nvvm.barrier0": "__pt_amdgpu_barrier",
@@ -70,7 +70,7 @@ def rename_intrinsics(text: str, kernel: str) -> str:
                 f"kernel {kernel} calls {_math_name(name)} (libdevice's {name}), which the "
                 f"rocm backend cannot compile: it needs AMD's OCML device library, which is "
                 f"not linked. Math functions the rocm backend compiles: "
-                f"{', '.join(sorted({_math_name(n) for n in MATH_FUNCTIONS}))}")
+                f"{', '.join(MATH_NAMES)}")
     return _NVVM_NAME.sub(lambda m: f'@"{NVVM_RENAMES[m.group(1)]}"', text)
 
 
