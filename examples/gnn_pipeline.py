@@ -114,7 +114,7 @@ def assemble(options: argparse.Namespace) -> Job:
     ml.set_threads(1, 1)
     shape = SHAPES[options.shape]
     module = trained(options.weights, verbose=True)
-    linker = Linker(module)
+    linker = Linker(module, threads=1)
     score = (pp.module(Score, linker=linker) if options.copyPath == "inplace" else
              pp.module(ScoreCopied, name="Score", linker=linker, path=options.copyPath))
     modules = [pp.module(Upload, shape=shape), pp.module(BuildGraph, shape=shape),

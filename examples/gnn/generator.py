@@ -47,7 +47,7 @@ class EventShape:
     pileup: float
     spread: tuple[float, float] = (0.75, 1.25)
     capacity: int = 512
-    edges_per_node: int = 12
+    edges_per_node: int = 6
 
     @property
     def edge_capacity(self) -> int:
@@ -58,7 +58,7 @@ class EventShape:
 #: event shapes by name: ``typical`` ~266 tracksters and ~900 edges per event, ``large``
 #: about twice the tracksters, ``tiny`` a few dozen (tests)
 SHAPES = {
-    "tiny": EventShape(jets=1.5, particles=1.4, pileup=6.0, capacity=128),
+    "tiny": EventShape(jets=1.5, particles=1.4, pileup=6.0, capacity=128, edges_per_node=8),
     "typical": EventShape(jets=10.0, particles=1.4, pileup=40.0, capacity=512),
     "large": EventShape(jets=20.0, particles=1.4, pileup=80.0, capacity=1024),
 }

@@ -7,8 +7,10 @@ collection, the edge indices an ``(E, 2)`` int32 tensor and the edge features an
 ``(E, 5)`` tensor over the :class:`~examples.gnn.layouts.Edges` columns (all from
 :class:`ml.SoAMetadata`, no copies), the edge count the one-element device buffer
 itself; the model runs on the queue's stream and its scores go into the ``score``
-column with one device-side copy. Nothing depends on the event on the host, so the
-call can be captured into a CUDA graph.
+column with one device-side copy. On a GPU it runs on the whole capacity (the
+padding takes no part) and nothing depends on the event on the host, so the call
+can be captured into a CUDA graph; on a CPU, where queue work runs on the host, it
+reads the edge count when its turn comes and skips the padding rows.
 
 :class:`ml.Model` is not used: its :class:`ml.ModelMetadata` takes the input blocks
 of one collection, paired row for row with the outputs, while this model reads two
@@ -62,20 +64,21 @@ COPY_PATHS = ("elementwise", "bulk")
 
 
 def torch_reaches(device: pt.Device) -> bool:
-    """Whether torch can use ``device``'s memory in place: not in Numba's CUDA simulator.
+    """Whether torch can use ``device``'s memory in place (not in a simulator's).
 
     Example::
 
         >>> torch_reaches(pt.get_device("cpu_serial"))
         True
     """
-    import numba
-    return not (device.backend.name == "cuda" and numba.config.ENABLE_CUDASIM)
+    return device.backend.torch_device_type is not None
 
 
 def torch_device(device: pt.Device) -> torch.device:
     """The torch device of ``device``'s memory."""
-    return torch.device("cuda", device.index) if device.backend.is_gpu else torch.device("cpu")
+    if device.backend.host_memory:
+        return torch.device("cpu")
+    return torch.device(device.backend.torch_device_type, device.index)
 
 
 def as_tensor(array: Any) -> torch.Tensor:
@@ -88,7 +91,7 @@ def as_tensor(array: Any) -> torch.Tensor:
 @contextlib.contextmanager
 def on_stream(queue: pt.Queue) -> Iterator[None]:
     """Torch work inside runs on ``queue``'s CUDA stream (nothing to do on the CPU)."""
-    if not queue.backend.is_gpu:
+    if queue.backend.host_memory:
         yield
         return
     stream = queue.backend_cache.get("torch_stream")
@@ -123,10 +126,13 @@ def block_tensors(nodes: pt.PortableCollection, edges: pt.PortableCollection
 
 class Linker:
     """A :class:`~examples.gnn.model.TracksterLinker` that scores edges on any number
-    of queues and devices at once (the weights are copied once per device)."""
+    of queues and devices at once (the weights are copied once per device). With
+    ``threads``, every host thread that runs it on a CPU uses that many torch threads
+    (torch keeps the count per thread), so that the host framework owns the cores."""
 
-    def __init__(self, module: TracksterLinker) -> None:
+    def __init__(self, module: TracksterLinker, threads: int | None = None) -> None:
         self.module = module.eval()
+        self.threads = threads
         self._deployed: dict[torch.device, TracksterLinker] = {}
         self._lock = threading.Lock()
 
@@ -156,15 +162,26 @@ class Linker:
         count = as_tensor(n_edges)
 
         def run() -> None:
+            self.limit_threads()
+            rows = index.shape[0]
+            if queue.backend.host_memory:
+                # queue work on a CPU runs on the host, after the work that counted
+                # the edges: the count is there to read, and the padding is skipped
+                rows = min(int(count[0]), rows)
             with on_stream(queue), torch.inference_mode():
-                target.copy_(model(node_x, index, features, count))
+                target[:rows].copy_(model(node_x, index[:rows], features[:rows], count))
 
-        if queue.backend.is_gpu:
+        if not queue.backend.host_memory:
             run()  # torch enqueues on the queue's stream
         else:
             queue.native.submit(run)  # in order with the queue's other work
         if queue.blocking:
             queue.synchronize()
+
+    def limit_threads(self) -> None:
+        """Give the calling thread ``threads`` torch threads, if set."""
+        if self.threads is not None and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
 
     def _score_host_copies(self, queue: pt.Queue, nodes: pt.PortableCollection,
                            edges: pt.PortableCollection, n_edges: Any) -> None:
@@ -215,6 +232,7 @@ def score_copied(queue: pt.Queue, linker: Linker, nodes: pt.PortableCollection, 
         features = torch.from_numpy(np.stack([c[:n] for c in edge_columns], axis=1))
     device = torch_device(queue.device) if torch_reaches(queue.device) else torch.device("cpu")
     model = linker.on(device)
+    linker.limit_threads()
     with torch.inference_mode():
         inputs = [t.to(device) for t in (node_x, index, features)]
         out = model(*inputs, torch.tensor([n], dtype=torch.int32, device=device))
