@@ -22,7 +22,7 @@ and on the CPU.
 Targets: zero-copy <= 5 µs at every N; in place <= 1.03 x the model alone
 (device time on a GPU); host overhead <= 20 µs per call on a GPU.
 
-    python benchmarks/ml_bridge.py [--quick] [--no-gpu] [--no-cpu]
+    python benchmarks/ml_bridge.py [--quick] [--no-gpu] [--no-cpu] [--max-rows N]
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ class Side:
     """The device measured: portable queue, torch device, synchronize, copies."""
 
     def __init__(self, torch: Any, device: Any) -> None:
-        self.torch, self.device, self.gpu = torch, device, device.backend.is_gpu
+        self.torch, self.device, self.gpu = torch, device, not device.backend.host_memory
         self.queue = pt.Queue(device, blocking=False)
         self.tdev = torch.device("cuda", device.index) if self.gpu else torch.device("cpu")
 
@@ -211,11 +211,12 @@ def host_overhead(side: Side, ml: Any, k_calls: int, repeat: int) -> dict[str, A
                                     OVERHEAD_US, judged=side.gpu)}
 
 
-def section(side: Side, quick: bool) -> dict[str, Any]:
+def section(side: Side, quick: bool, max_rows: int) -> dict[str, Any]:
     import ml
-    rows = [10**3, 10**4] if quick else [10**3, 10**4, 10**5, 10**6, 10**7]
+    rows = [n for n in ([10**3, 10**4] if quick else [10**3, 10**4, 10**5, 10**6, 10**7])
+            if n <= max_rows]
     repeat, k_calls = (3, 20) if quick else (15, 200)
-    mlp_rows, gnn_nodes = (10**4, 10**4) if quick else (10**6, 10**5)
+    mlp_rows, gnn_nodes = (10**4, 10**4) if quick else (min(10**6, max_rows), 10**5)
     found = {"conversion": conversion(side, ml, rows, k_calls, repeat),
              "inference": {
                  "mlp": inference(side, ml, "mlp", build_mlp(side.torch), mlp_rows, repeat),
@@ -247,7 +248,10 @@ def report(title: str, s: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = common.add_section_options(common.base_parser(__doc__.splitlines()[0])).parse_args(argv)
+    parser = common.add_section_options(common.base_parser(__doc__.splitlines()[0]))
+    parser.add_argument("--max-rows", type=int, default=10**7,
+                        help="the largest collection (default 10^7)")
+    args = parser.parse_args(argv)
     import torch
     gpu_torch, why = common.gpu_library("torch")
     if gpu_torch is None and not args.no_gpu:
@@ -259,11 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     record = common.make_record("ml_bridge", device, {"features": 16, "outputs": 2},
                                 args.quick)
     record["gpu"] = {"skipped": gpu_why} if gpu is None else section(
-        Side(torch, gpu.device), args.quick)
+        Side(torch, gpu.device), args.quick, args.max_rows)
     if gpu is not None:
         report(device, record["gpu"])
     record["cpu"] = {"skipped": "--no-cpu"} if args.no_cpu else section(
-        Side(torch, pt.get_device("cpu_serial")), args.quick)
+        Side(torch, pt.get_device("cpu_serial")), args.quick, args.max_rows)
     if not args.no_cpu:
         report(common.cpu_model(), record["cpu"])
     record["targets"] = record["gpu"].get("targets") or record["cpu"].get("targets", {})

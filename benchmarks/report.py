@@ -159,10 +159,10 @@ def ml_rows(records: list[dict[str, Any]]) -> list[Row]:
              "copy path (device→host, stack, host→device), 3 columns: " + ", ".join(
                  f"{median(copies[k]):.2f} ms at {k.split(', ')[1]}"
                  for k in (shown[0], shown[-1])))]
-    for name, what in (("mlp", "MLP 16→64→64→2"), ("gnn", "small GNN")):
+    for name, what, unit in (("mlp", "MLP 16→64→64→2", "rows"), ("gnn", "small GNN", "nodes")):
         inf = g["inference"][name]
         device = inf["device_ms"]
-        rows.append((f"{what} on {inf['rows']:,} rows, in place on the collection",
+        rows.append((f"{what} on {inf['rows']:,} {unit}, in place on the collection",
                      f"{median(device['in_place']):.3f} ms "
                      f"({median(device['in_place']) / median(device['model_alone']):.3f}x the "
                      f"model alone on a contiguous tensor)",
