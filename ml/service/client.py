@@ -34,8 +34,11 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import logging
+import math
+import random
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -81,10 +84,15 @@ class _Call:
     stop: int
     served: ServedModel
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    #: the output blocks over the call's rows, as arrays over the collection
+    targets: list[np.ndarray] = field(default_factory=list)
     chunks: list[_Chunk] = field(default_factory=list)
     remaining: int = 0
     stranded: list[_Chunk] = field(default_factory=list)
     error: BaseException | None = None
+    #: the caller waits for the outcome in this thread: a lone chunk goes out as a
+    #: blocking request, with no hand-over to gRPC's threads
+    waits: bool = False
     future: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -97,7 +105,8 @@ class ServiceModel:
     request that lost its connection or timed out is sent again to the same
     server; ``shared_memory`` ``"auto"`` uses system shared memory for servers on
     this machine; ``balance`` spreads chunks over the servers by ``"least"``
-    outstanding requests or ``"round_robin"``; ``fallback`` is ``None``, an
+    outstanding requests (ties: the client's own home server, drawn at random) or
+    ``"round_robin"``; ``fallback`` is ``None``, an
     :class:`ml.Model` or a :class:`~ml.service.local.LocalServer`.
 
     Example::
@@ -149,6 +158,10 @@ class ServiceModel:
         self._checked: set[tuple[Link, Any]] = set()
         self._lock = threading.RLock()
         self._turn = itertools.count()
+        #: where "least" balancing sends a request when no server is busier than
+        #: another: one server per client, drawn at random, so that many clients spread
+        #: over the servers while each keeps its connection and server warm
+        self._home = random.randrange(1 << 16)
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._host_queue: Queue | None = None
         self._probing: set[Link] = set()
@@ -173,7 +186,7 @@ class ServiceModel:
         blocking queue this returns when the outputs are written; on a non-blocking one
         the request runs on the queue's worker, and errors reach the host at
         ``queue.synchronize()``."""
-        future = self.submit(meta, start, stop, queue=queue)
+        future = self._submit(meta, start, stop, queue, "ServiceModel.__call__", waits=True)
         if self._resolve_queue(queue, "ServiceModel.__call__").blocking:
             future.result()
 
@@ -183,7 +196,10 @@ class ServiceModel:
         every output block is written (or fails with the call's error). The blocks are
         checked against the servers now; the inputs are read once the queue's earlier
         work is done."""
-        where = "ServiceModel.submit"
+        return self._submit(meta, start, stop, queue, "ServiceModel.submit", waits=False)
+
+    def _submit(self, meta: ModelMetadata, start: int, stop: int | None, queue: Queue | None,
+                where: str, waits: bool) -> concurrent.futures.Future[None]:
         if not isinstance(meta, ModelMetadata):
             raise ArgumentError(f"{where}: argument 'meta' must be an ml.ModelMetadata, got "
                                 f"{describe(meta)}; pair input and output blocks with "
@@ -197,9 +213,11 @@ class ServiceModel:
             call.future.set_result(None)
             return call.future
         if queue.blocking:
+            call.waits = waits
             self._start(call)
         else:
             def task() -> None:
+                call.waits = True  # the queue's worker waits for the answer
                 self._start(call)
                 call.future.result()
             queue.native.submit(task)
@@ -246,12 +264,12 @@ class ServiceModel:
             if self._in_process:
                 inputs, outputs = block_specs(meta)
                 return ServedModel(self.name, tuple(inputs), tuple(outputs), 1 << 30)
-            key = tuple(map(tuple, block_specs(meta)))
+            views = _views_of(meta)
             for link in self.links:
                 served = link.models.get(self.name)
-                if served is not None and (link, key) not in self._checked:
+                if served is not None and (link, views.key) not in self._checked:
                     check_blocks(meta, served, link.address)
-                    self._checked.add((link, key))
+                    self._checked.add((link, views.key))
             assert self._served is not None
             return self._served
 
@@ -341,8 +359,9 @@ class ServiceModel:
         if self._in_process:
             self._run_in_process(call)
             return
-        for name in call.meta.inputs.order:
-            call.inputs[name] = call.meta.inputs.tensor(name, call.start, call.stop).numpy()
+        views = _views_of(call.meta)
+        call.inputs = {name: view[call.start:call.stop] for name, view in views.inputs.items()}
+        call.targets = [view[call.start:call.stop] for view in views.outputs]
         rows, step = call.stop - call.start, call.served.max_batch_size
         call.chunks = [_Chunk(first, min(first + step, rows)) for first in range(0, rows, step)]
         call.remaining = len(call.chunks)
@@ -360,11 +379,11 @@ class ServiceModel:
                 continue
             if prefer in candidates:
                 return prefer
-            turn = next(self._turn) % len(candidates)
-            candidates = candidates[turn:] + candidates[:turn]
-            if self.balance == "least":
+            if self.balance == "least":  # ties go to this client's home server, kept warm
+                turn = self._home % len(candidates)
+                candidates = candidates[turn:] + candidates[:turn]
                 return min(candidates, key=lambda l: l.outstanding)
-            return candidates[0]
+            return candidates[next(self._turn) % len(candidates)]
         return None
 
     def _send(self, call: _Call, chunk: _Chunk, prefer: Link | None = None) -> None:
@@ -381,7 +400,7 @@ class ServiceModel:
         try:
             inputs, outputs = [], None
             if use_shm:
-                sizes = [rows * int(np.prod(s.dims)) * s.dtype.itemsize
+                sizes = [rows * math.prod(s.dims) * s.dtype.itemsize
                          for s in (*served.inputs, *served.outputs)]
                 region = link.shm().take(sum(sizes))
                 offset, outputs = 0, []
@@ -411,7 +430,8 @@ class ServiceModel:
         began = time.perf_counter()
         link.infer(self.name, inputs, outputs, self.timeout,
                    lambda result, error: self._received(call, chunk, link, region, began,
-                                                        result, error))
+                                                        result, error),
+                   wait=call.waits and len(call.chunks) == 1)
 
     def _received(self, call: _Call, chunk: _Chunk, link: Link, region: Region | None,
                   began: float, result: Any, error: Any) -> None:
@@ -530,8 +550,7 @@ class ServiceModel:
             call.future.set_exception(call.error)
             return
         try:
-            for index, name in enumerate(call.meta.outputs.order):
-                target = call.meta.outputs.tensor(name, call.start, call.stop).numpy()
+            for index, target in enumerate(call.targets):
                 for chunk in call.chunks:
                     np.copyto(target[chunk.first:chunk.last], chunk.outputs[index])
         except BaseException as err:
@@ -550,6 +569,32 @@ class ServiceModel:
             chunk.outputs = []
 
 
+@dataclass(frozen=True)
+class _Views:
+    """A metadata's blocks over all rows as arrays sharing the collection's memory,
+    and what its blocks are (to check them once per server)."""
+
+    key: Any
+    order: Any
+    inputs: dict[str, np.ndarray]
+    outputs: list[np.ndarray]
+
+
+_views: weakref.WeakKeyDictionary[ModelMetadata, _Views] = weakref.WeakKeyDictionary()
+
+
+def _views_of(meta: ModelMetadata) -> _Views:
+    """``meta``'s views, made again when its blocks changed."""
+    order = (tuple(meta.inputs.order), tuple(meta.outputs.order))  # blocks are only added
+    found = _views.get(meta)
+    if found is None or found.order != order:
+        found = _Views(tuple(map(tuple, block_specs(meta))), order,
+                       {name: meta.inputs.tensor(name).numpy() for name in meta.inputs.order},
+                       [meta.outputs.tensor(name).numpy() for name in meta.outputs.order])
+        _views[meta] = found
+    return found
+
+
 def _outputs(call: _Call, chunk: _Chunk, link: Link, region: Region | None,
              result: Any) -> list[np.ndarray]:
     """The chunk's outputs in the order of the output blocks, each checked to fit its
@@ -558,9 +603,9 @@ def _outputs(call: _Call, chunk: _Chunk, link: Link, region: Region | None,
     assert served is not None
     rows = chunk.last - chunk.first
     by_name: dict[str, np.ndarray] = {}
-    offset = sum(rows * int(np.prod(s.dims)) * s.dtype.itemsize for s in served.inputs)
+    offset = sum(rows * math.prod(s.dims) * s.dtype.itemsize for s in served.inputs)
     for spec in served.outputs:
-        size = rows * int(np.prod(spec.dims)) * spec.dtype.itemsize
+        size = rows * math.prod(spec.dims) * spec.dtype.itemsize
         if region is not None:
             shape = tuple(int(d) for d in result.get_output(spec.name).shape)
             by_name[spec.name] = region.array(offset, spec.dtype, shape)
@@ -572,14 +617,13 @@ def _outputs(call: _Call, chunk: _Chunk, link: Link, region: Region | None,
                                    f"{spec.name!r}")
             by_name[spec.name] = value
     found = []
-    for name in call.meta.outputs.order:
-        target = call.meta.outputs.tensor(name, call.start, call.start)  # (0, dims...) view
-        want = (rows, *tuple(target.shape)[1:])
+    for name, target in zip(call.meta.outputs.order, call.targets):
+        want = (rows, *target.shape[1:])
         value = by_name[name]
-        if tuple(value.shape) != want or value.dtype != target.numpy().dtype:
+        if value.shape != want or value.dtype != target.dtype:
             raise ServiceError(f"output block {name!r}: model {served.name!r} at "
                                f"{link.address} gave {value.dtype} {list(value.shape)} for "
-                               f"{rows} rows, the block holds {target.numpy().dtype} "
+                               f"{rows} rows, the block holds {target.dtype} "
                                f"{list(want)}; nothing was written")
         found.append(value)
     return found

@@ -166,8 +166,25 @@ class Link:
             return self._shm
 
     def infer(self, name: str, inputs: list[Any], outputs: list[Any] | None, timeout: float,
-              callback: Callable[[Any, Any], None]) -> None:
-        """Send one request; ``callback(result, error)`` runs when it ends."""
+              callback: Callable[[Any, Any], None], wait: bool = False) -> None:
+        """Send one request; ``callback(result, error)`` runs when it ends: in this
+        thread with ``wait`` (gRPC's blocking call, the cheapest round trip), else on
+        gRPC's (several requests in flight at once)."""
+        if wait:
+            with self._lock:
+                self.outstanding += 1
+            try:
+                result = self.client.infer(name, inputs, outputs=outputs,
+                                           client_timeout=timeout)
+            except Exception as err:
+                with self._lock:
+                    self.outstanding -= 1
+                callback(None, err)
+                return
+            with self._lock:
+                self.outstanding -= 1
+            callback(result, None)
+            return
         state: dict[str, Any] = {"context": None, "done": False}
         with self._lock:
             self.outstanding += 1

@@ -89,14 +89,14 @@ def free_port() -> int:
 class TritonServer:
     """One ``tritonserver`` process serving ``models`` from ``repository``.
 
-    ``address`` is its gRPC address (``127.0.0.1:PORT``) once started. ``threads``
-    limits the BLAS threads of each model instance (1 by default: scale with
-    instances). The server is stopped at :meth:`stop`, when the object is
+    ``address`` is its gRPC address (``127.0.0.1:PORT``) once started, on free
+    ports unless ``ports`` (http, grpc) names them. ``threads`` limits the BLAS
+    threads of each model instance (1 by default: scale with instances). The server is stopped at :meth:`stop`, when the object is
     collected, or when the interpreter exits."""
 
     def __init__(self, repository: str | os.PathLike[str], models: Sequence[str], *,
                  env: str | os.PathLike[str] | None = None, ready_timeout: float = 120.0,
-                 threads: int = 1) -> None:
+                 threads: int = 1, ports: tuple[int, int] | None = None) -> None:
         where = "TritonServer"
         self.repository = Path(repository).resolve()
         if not self.repository.is_dir():
@@ -113,6 +113,8 @@ class TritonServer:
         self.env = Path(env) if env is not None else server_env()
         self.ready_timeout = ready_timeout
         self.threads = threads
+        #: (http, grpc) ports to take (to restart a server where it was), else free ones
+        self.ports = ports
         self.process: subprocess.Popen[bytes] | None = None
         self.address = ""
         self.http_port = self.grpc_port = 0
@@ -153,13 +155,13 @@ class TritonServer:
             self._workdir = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-"))
             backends = _backends(self.env, self._workdir)
             for attempt in range(5):  # another process may take a port between probe and bind
-                self.http_port, self.grpc_port = free_port(), free_port()
+                self.http_port, self.grpc_port = self.ports or (free_port(), free_port())
                 self._launch(backends)
                 status = self._wait_started()
                 if status == "started":
                     break
                 self._kill()
-                if status != "port taken" or attempt == 4:
+                if status != "port taken" or attempt == 4 or self.ports:
                     tail = "\n".join(self.log().splitlines()[-15:])
                     raise ServiceError(f"the Triton server for {self.models} did not start "
                                        f"({status}); its log ends:\n{tail}")
@@ -220,8 +222,18 @@ class TritonServer:
 
     def _wait_models(self) -> None:
         import tritonclient.grpc as grpcclient
+        from tritonclient.utils import InferenceServerException
         client = grpcclient.InferenceServerClient(self.address)
+        deadline = time.monotonic() + self.ready_timeout
         try:
+            while True:  # the port may take a moment to accept after the log says started
+                try:
+                    client.is_server_live(client_timeout=5.0)
+                    break
+                except InferenceServerException:
+                    if time.monotonic() > deadline or not self.running():
+                        raise
+                    time.sleep(0.02)
             for name in self.models:
                 if not client.is_model_ready(name):
                     self.stop()

@@ -9,6 +9,7 @@ unlinked by :meth:`ShmPool.close`.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import uuid
 from multiprocessing import shared_memory
@@ -27,7 +28,7 @@ class Region:
 
     def array(self, offset: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
         """A view of the region as an array of ``shape`` at byte ``offset``."""
-        count = int(np.prod(shape))
+        count = math.prod(shape)
         return np.frombuffer(self.memory.buf, dtype, count, offset).reshape(shape)
 
     def close(self) -> None:
