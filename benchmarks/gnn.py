@@ -140,14 +140,21 @@ def main() -> None:
         nodes[size] = sum(e.n_nodes for e in events) / len(events)
         results[size] = {}
         for variant in variants:
-            results[size][variant] = found = measure(backend, size, variant, events, timed,
-                                                     warmup)
+            try:
+                found = measure(backend, size, variant, events, timed, warmup)
+            except Exception as err:  # noqa: BLE001 - recorded, the other variants go on
+                results[size][variant] = {"median": None, "error": f"{type(err).__name__}: "
+                                                                   f"{err}"}
+                common.note(f"{size} {variant} failed: {err}")
+                continue
+            results[size][variant] = found
             print(f"{size:8s} {variant:14s} {found['median']:9.3f} ms/event "
                   f"(Score {common.fmt(found['score_ms_per_call'])} ms/call)", flush=True)
     targets = {}
     for size in sizes:
         r = results[size]
-        best = min(r[v]["median"] for v in ("inplace_eager", "inplace_graph") if v in r)
+        best = min((r[v]["median"] for v in ("inplace_eager", "inplace_graph")
+                    if v in r and r[v]["median"] is not None), default=None)
         r["elementwise_over_inplace"] = common.ratio(r["elementwise"]["median"], best)
         r["bulk_over_inplace"] = common.ratio(r["bulk"]["median"], best)
         if "inplace_graph" in r:

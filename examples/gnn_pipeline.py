@@ -118,7 +118,7 @@ def assemble(options: argparse.Namespace) -> Job:
     score = (pp.module(Score, linker=linker) if options.copyPath == "inplace" else
              pp.module(ScoreCopied, name="Score", linker=linker, path=options.copyPath))
     modules = [pp.module(Upload, shape=shape), pp.module(BuildGraph, shape=shape),
-               pp.module(EdgeFeatures), score, pp.module(Merge)]
+               pp.module(EdgeFeatures), score, pp.module(Merge, shape=shape)]
     job = Job(modules, functools.partial(generate, shape=shape))
     if options.validation:
         job.validation = Validation()

@@ -2,6 +2,7 @@
 of slots and threads, events over the capacity, the copy paths; on a GPU, graph mode."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -143,22 +144,32 @@ def needs_gpu() -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("shape", ["typical", "large"])
-def test_graph_mode_on_cuda_validates_and_equals_eager(weights, shape):
+@pytest.mark.parametrize("shape,capacity", [("typical", None), ("large", None),
+                                            ("typical", 300)])
+def test_graph_mode_on_cuda_validates_and_equals_eager(weights, monkeypatch, shape, capacity):
+    """Every event validates in graph mode on 2 slots and equals the eager job's; with
+    a node capacity of 300, the larger events fall back to eager mode."""
     needs_gpu()
+    if capacity is not None:
+        monkeypatch.setitem(SHAPES, shape, dataclasses.replace(SHAPES[shape], capacity=capacity,
+                                                               edges_per_node=10))
+    events = 24
     eager: dict[int, dict[str, Any]] = {}
     graphs: dict[int, dict[str, Any]] = {}
-    report, validation = run("cuda", weights, 12, 2, 2, "--shape", shape, "--validation",
+    report, validation = run("cuda", weights, events, 1, 1, "--shape", shape, "--validation",
                              "--graphs", "off", keep=eager)
-    assert (report.failed, validation.checked) == (0, 12), report.failures
+    assert (report.failed, validation.checked) == (0, events), report.failures
     job = gnn_pipeline.assemble(options(weights, "--shape", shape, "--validation"))
     job.modules.append(pp.module(Keep, store=graphs))
     report = pp.Process(job.modules, job.source, threads=2, streams=2,
-                        backends={"cuda": 1.0}, max_events=12, graphs="on").run()
+                        backends={"cuda": 1.0}, max_events=events, graphs="on").run()
     assert report.failed == 0, report.failures
-    assert not job.validation.failed and job.validation.checked == 12
-    assert report.to_dict()["graphs"]["cuda"]["replayed"] > 0
-    for number in range(12):
+    assert not job.validation.failed and job.validation.checked == events
+    stats = report.graphs["cuda"]
+    over = sum(job.source(n).n_nodes > SHAPES[shape].capacity for n in range(events))
+    assert stats.on and stats.replayed > 0 and stats.fallbacks == over
+    assert (over > 0) == (capacity is not None)
+    for number in range(events):
         for name in ("src", "dst", "label", "particle_root", "particle_n_tracksters"):
             np.testing.assert_array_equal(graphs[number][name], eager[number][name])
         np.testing.assert_allclose(graphs[number]["score"], eager[number]["score"], atol=1e-5)

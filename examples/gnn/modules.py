@@ -16,6 +16,8 @@ An event with more tracksters than the capacity runs eagerly (``stage`` raises
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 import portable as pt
@@ -162,12 +164,33 @@ class MergeOverflow(Exception):
     """An event had more edges than the edge capacity."""
 
 
+@dataclass(frozen=True)
+class Merged:
+    """What :class:`Merge` keeps from its device step for its host step: the nodes it
+    labelled, the particles, the pinned counts (particles, edges), the edge capacity."""
+
+    nodes: pt.PortableCollection
+    particles: pt.PortableCollection
+    counts: np.ndarray
+    edge_capacity: int
+
+
 class Merge(pp.ExternalWork):
     """Union-find over the edges that pass the cut (labels written into the nodes'
     ``label`` column, put again as ``merged``) and the merged particles; the host
-    step puts the number of particles and of edges."""
+    step puts the number of particles and of edges.
+
+    In graph mode ``acquire`` runs for the captured event and for events over the
+    capacity only; the host step reads the counts of the last ``acquire`` if the
+    event's nodes are that call's, else (a replay, which puts the captured nodes
+    again) those of the last call within the capacity: the captured one."""
 
     capturable = True
+
+    def __init__(self, shape: EventShape) -> None:
+        self.capacity = shape.capacity
+        self.latest: Merged | None = None
+        self.fitting: Merged | None = None
 
     def register(self, reg: pp.Registration) -> None:
         self.nodes = reg.consumes(Nodes, "tracksters")
@@ -180,21 +203,28 @@ class Merge(pp.ExternalWork):
         self.n_edges_out = reg.produces(int, "edges")
 
     def acquire(self, event: pp.Event, ctx: pp.Context) -> None:
-        self.merged_nodes, edges = event.get(self.nodes), event.get(self.edges)
-        self.edge_capacity = edges.size
-        self.merged_particles = ctx.collection(Particles, self.merged_nodes.size)
-        n_particles = merge(ctx.queue, self.merged_nodes, event.get(self.n_nodes), edges,
-                            event.get(self.n_edges), self.merged_particles, ctx.alloc)
-        self.counts = ctx.host_alloc(2, np.int32)  # kept by graph mode for the replays
-        ctx.copy(self.counts[:1], n_particles)
-        ctx.copy(self.counts[1:], event.get(self.n_edges))
+        nodes, edges = event.get(self.nodes), event.get(self.edges)
+        particles = ctx.collection(Particles, nodes.size)
+        n_particles = merge(ctx.queue, nodes, event.get(self.n_nodes), edges,
+                            event.get(self.n_edges), particles, ctx.alloc)
+        counts = ctx.host_alloc(2, np.int32)  # kept by graph mode for the replays
+        ctx.copy(counts[:1], n_particles)
+        ctx.copy(counts[1:], event.get(self.n_edges))
+        self.latest = Merged(nodes, particles, counts, edges.size)
+        if nodes.size <= self.capacity:
+            self.fitting = self.latest
 
     def produce(self, event: pp.Event, ctx: pp.Context) -> None:
-        n_particles, n_edges = (int(c) for c in self.counts)
-        if n_edges > self.edge_capacity:
+        nodes = event.get(self.nodes)
+        done = self.latest if self.latest is not None and self.latest.nodes is nodes \
+            else self.fitting
+        if done is None or done.nodes is not nodes:
+            raise RuntimeError(f"Merge: event {event.number}: no acquire ran for its nodes")
+        n_particles, n_edges = (int(c) for c in done.counts)
+        if n_edges > done.edge_capacity:
             raise MergeOverflow(f"event {event.number}: {n_edges} edges > the edge capacity "
-                                f"{self.edge_capacity}; raise the shape's edges_per_node")
-        event.put(self.merged, self.merged_nodes)
-        event.put(self.particles, self.merged_particles)
+                                f"{done.edge_capacity}; raise the shape's edges_per_node")
+        event.put(self.merged, done.nodes)
+        event.put(self.particles, done.particles)
         event.put(self.n_particles_out, n_particles)
         event.put(self.n_edges_out, n_edges)
