@@ -46,7 +46,6 @@ class Backend(ABC):
     """One way of running kernels: its devices, queues, memory and compiler."""
 
     name: str = ""
-    is_gpu: bool = False
     # -- what the backend does, for code that must act on it (never its name) --
     #: the backend's arrays are host memory (NumPy arrays the host reads and writes
     #: directly); else they live in device memory, reached through copies

@@ -128,7 +128,7 @@ class Kernel:
         self.__doc__ = func.__doc__
         self.params: list[str] = self.parsed.params[1:]
         #: per (backend, launch key) compiled objects, filled by the backends
-        self.compiled: dict[tuple[str, Any], Any] = {}
+        self.compiled: dict[tuple[Any, ...], Any] = {}
 
     def __getitem__(self, config: tuple[Queue, WorkDiv]) -> Callable[..., None]:
         """``kernel[queue, workdiv](*args)`` is ``launch(queue, workdiv, kernel, *args)``."""

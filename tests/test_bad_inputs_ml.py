@@ -39,12 +39,12 @@ class Rows(pt.Layout):
 def needs_torch_device(queue):
     if is_simulated(queue.backend.name):
         pytest.skip("no torch CUDA in Numba's CUDA simulator")
-    if queue.backend.is_gpu and not torch.cuda.is_available():
+    if not queue.backend.host_memory and not torch.cuda.is_available():
         pytest.skip("torch has no CUDA")
 
 
 def needs_gpu_backend(queue):
-    if not queue.backend.is_gpu:
+    if queue.backend.host_memory:
         pytest.skip("needs a GPU backend (or the CUDA simulator)")
 
 

@@ -236,7 +236,7 @@ def test_round_trip_preserves_every_byte(queue, layout):
             assert back.buffer.dtype == np.uint8 and back.buffer.shape == raw.shape
             np.testing.assert_array_equal(back.buffer, raw)
             np.testing.assert_array_equal(host.buffer, raw)   # the source is untouched
-            if not queue.backend.is_gpu:
+            if queue.backend.host_memory:
                 assert not np.shares_memory(dev.buffer, host.buffer)
                 assert not np.shares_memory(again.buffer, dev.buffer)
 
@@ -355,7 +355,7 @@ def test_columns_share_memory_with_the_buffer(queue):
     n, capacity = 31, 40
     c = pt.PortableCollection(Every, n, queue.device, capacity=capacity, zero=True, queue=queue)
     geometry = Every.geometry(capacity)
-    if not queue.backend.is_gpu:
+    if queue.backend.host_memory:
         base = c.buffer.ctypes.data
         for member in Every.members():
             col = c.column(member.name)
@@ -398,7 +398,7 @@ def test_columns_share_memory_with_torch_on_the_cpu():
 
 @every_backend
 def test_columns_share_memory_with_torch_on_the_gpu(queue):
-    if not queue.backend.is_gpu or is_simulated(queue.backend.name):
+    if queue.backend.host_memory or is_simulated(queue.backend.name):
         pytest.skip("needs a real GPU")
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
@@ -424,7 +424,7 @@ def test_collection_adopts_an_existing_buffer(queue):
     pt.memset(queue, raw, 0xFF)
     c = pt.PortableCollection(Small, n, queue.device, capacity=capacity, buffer=raw)
     assert c.nbytes == need and c.buffer.shape == (need,)
-    if not queue.backend.is_gpu:
+    if queue.backend.host_memory:
         assert np.shares_memory(c.buffer, raw) and c.buffer.ctypes.data == raw.ctypes.data
     pt.launch(queue, wd(queue, n), fill_small, c.view(), 0.5)
     got = host_copy(queue, raw)          # read back through the original buffer
@@ -450,7 +450,7 @@ def test_adopted_buffer_errors(queue):
     square = pt.alloc_buffer(queue.device, (need, 2), np.uint8)
     with pytest.raises(pt.PortableError, match=r"1-D uint8 array, got uint8 of shape"):
         pt.PortableCollection(Small, 10, queue.device, buffer=square)
-    if queue.backend.is_gpu:
+    if not queue.backend.host_memory:
         with pytest.raises(pt.PortableError, match="does not live on"):
             pt.PortableCollection(Small, 10, queue.device, buffer=np.zeros(need, np.uint8))
     with pytest.raises(pt.PortableError, match="does not live on"):
@@ -466,13 +466,13 @@ def test_multicollection_blocks(queue):
     m = pt.MultiCollection(pairs, queue.device)
     assert len(m) == 4 and m.nbytes == placed.total
     assert placed.offsets[1] % Wide.alignment == 0 and placed.offsets[2] % Small.alignment == 0
-    if not queue.backend.is_gpu:  # the buffer starts on the largest alignment (GPUs: 256 B)
+    if queue.backend.host_memory:  # the buffer starts on the largest alignment (GPUs: 256 B)
         assert m.buffer.ctypes.data % max(Small.alignment, Wide.alignment) == 0
     pt.memset(queue, m.buffer, 0xFF)
     for k, ((layout, n), block) in enumerate(zip(pairs, m.blocks)):
         assert m[k] is block and (block.layout, block.size, block.capacity) == (layout, n, n)
         assert block.nbytes == layout.byte_size(n) and block.device is queue.device
-        if not queue.backend.is_gpu:
+        if queue.backend.host_memory:
             assert block.buffer.ctypes.data == m.buffer.ctypes.data + placed.offsets[k]
             assert np.shares_memory(block.buffer, m.buffer)
         if layout is Small:
@@ -546,7 +546,7 @@ def test_load_checks_the_layout(tmp_path):
 def test_save_needs_a_host_collection(queue, tmp_path):
     c = pt.PortableCollection(Small, 3, queue.device, zero=True, queue=queue)
     path = tmp_path / "c.npz"
-    if queue.backend.is_gpu:
+    if not queue.backend.host_memory:
         with pytest.raises(pt.PortableError, match=r"host collections; copy it to the host"):
             c.save(path)
         assert not path.exists()
@@ -649,12 +649,12 @@ def test_view_of_a_collection_on_another_backend(queue):
     """A view must live in memory the queue's device reaches: the two CPU
     backends share host memory; a GPU and the host do not."""
     name = queue.backend.name
-    if not queue.backend.is_gpu:
+    if queue.backend.host_memory:
         other = {"cpu_serial": "cpu_threads", "cpu_threads": "cpu_serial"}[name]
         shared = pt.PortableCollection(Small, 5, pt.get_device(other), zero=True)
         pt.launch(queue, wd(queue, 5), fill_small, shared.view(), 1.0)
         assert to_host(queue, shared).column("idx").tolist() == list(range(5))
-    others = ["cpu_serial", "cpu_threads"] if queue.backend.is_gpu else (
+    others = ["cpu_serial", "cpu_threads"] if not queue.backend.host_memory else (
         ["cuda"] if cuda_available() else [])
     for other in others:
         device = pt.get_device(other)
@@ -667,7 +667,7 @@ def test_view_of_a_collection_on_another_backend(queue):
         queue.synchronize()
         assert (host_copy(oq, c.buffer) == 0xFF).all()
         # the advertised fix: a copy on a queue of the GPU involved
-        gpu_queue = oq if device.backend.is_gpu else queue
+        gpu_queue = oq if not device.backend.host_memory else queue
         moved = c.to(gpu_queue, queue.device)
         gpu_queue.synchronize()
         pt.launch(queue, wd(queue, 5), fill_small, moved.view(), 1.0)
@@ -797,7 +797,7 @@ def test_a_float16_member_only_matters_where_it_is_used(queue):
     c = poisoned(queue, Half, 5)
     pt.launch(queue, wd(queue, 5), fill_x_of_half, c.view())
     np.testing.assert_array_equal(to_host(queue, c).column("x"), np.arange(5))
-    if queue.backend.is_gpu:
+    if not queue.backend.host_memory:
         pt.launch(queue, wd(queue, 5), fill_h_of_half, c.view())
         np.testing.assert_array_equal(to_host(queue, c).column("h"), np.arange(5))
     else:
@@ -892,7 +892,7 @@ def test_host_buffers_are_aligned_to_the_layout():
 @every_backend
 def test_columns_export_dlpack_sharing_memory(queue):
     c = pt.PortableCollection(Small, 7, queue.device, zero=True)
-    if not queue.backend.is_gpu:
+    if queue.backend.host_memory:
         exported = np.from_dlpack(c.dlpack("x"))
         assert np.shares_memory(exported, c.buffer)
         return

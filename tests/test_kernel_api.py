@@ -11,7 +11,7 @@ from race_helpers import RACE_DEADLINE_S, loses_a_count
 
 
 def gpu_or_cpu(queue, gpu: pt.WorkDiv, cpu: pt.WorkDiv) -> pt.WorkDiv:
-    return gpu if queue.backend.is_gpu else cpu
+    return gpu if not queue.backend.host_memory else cpu
 
 
 # -- indices and uniform_elements ---------------------------------------------------
@@ -26,7 +26,7 @@ def visit(acc, n, visits, owner):
 @pytest.mark.parametrize("blocks,threads,elements,n", [
     (1, 1, 1, 5), (3, 4, 1, 50), (2, 8, 3, 100), (4, 2, 5, 7), (5, 1, 7, 36), (2, 4, 2, 0)])
 def test_uniform_elements_visits_every_index_once(queue, blocks, threads, elements, n):
-    if not queue.backend.is_gpu:
+    if queue.backend.host_memory:
         threads, blocks = 1, blocks * threads
     visits = pt.alloc_buffer(queue.device, max(n, 1), np.int32)
     pt.memset(queue, visits, 0)
@@ -249,13 +249,13 @@ def test_races_show_up_without_atomics(queue):
     if queue.backend.name == "cpu_serial" or is_simulated(queue.backend.name):
         pytest.skip("blocks do not run concurrently on this backend")
     cores = queue.device.limits.multiprocessors
-    if not queue.backend.is_gpu and cores < 2:
+    if queue.backend.host_memory and cores < 2:
         pytest.skip("cpu_threads runs on a single thread here")
     n = 4_000_000
     slots = pt.alloc_buffer(queue.device, n, np.int64)
     pt.memset(queue, slots, 0)  # every update goes to counter[0], through memory
     counter = pt.alloc_buffer(queue.device, 1, np.int64)
-    wd = pt.make_workdiv(queue.device, n) if queue.backend.is_gpu else \
+    wd = pt.make_workdiv(queue.device, n) if not queue.backend.host_memory else \
         pt.WorkDiv(cores * 64, 1, -(-n // (cores * 64)))
     pt.memset(queue, counter, 0)
     pt.launch(queue, wd, count_atomic, slots, counter)

@@ -381,7 +381,7 @@ def test_rejects_bad_common_arguments(queue):
                     "argument 'x' must be a 1-D array on", "the list")
     assert_rejected(queue, lambda: kernels.axpy("cpu", 1.0, x, x, out), out,
                     "argument 'queue' must be a pt.Queue", error=pt.ArgumentError)
-    if queue.backend.is_gpu:
+    if not queue.backend.host_memory:
         assert_rejected(queue, lambda: kernels.axpy(queue, 1.0, np.ones(5, np.float32), x, out),
                         out, "argument 'x' lives in host memory, but the queue runs on cuda")
 

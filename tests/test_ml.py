@@ -68,7 +68,7 @@ OUTPUT_MEMBERS = {"score": ("s0", "s1"), "total": ("tot",)}
 
 
 def buffer_ptr(collection):
-    if collection.device.backend.is_gpu:
+    if not collection.device.backend.host_memory:
         return collection.buffer.__cuda_array_interface__["data"][0]
     return collection.buffer.ctypes.data
 
@@ -79,7 +79,7 @@ def tensor_ptr(t):
 
 
 def sync_torch(queue):
-    if queue.backend.is_gpu:
+    if not queue.backend.host_memory:
         torch.cuda.synchronize()
 
 
@@ -87,12 +87,12 @@ def needs_torch_device(queue):
     """Skip where torch cannot reach the backend's memory."""
     if is_simulated(queue.backend.name):
         pytest.skip("no torch CUDA in Numba's CUDA simulator")
-    if queue.backend.is_gpu and not torch.cuda.is_available():
+    if not queue.backend.host_memory and not torch.cuda.is_available():
         pytest.skip("torch has no CUDA")
 
 
 def needs_real_gpu(queue):
-    if not queue.backend.is_gpu or is_simulated(queue.backend.name):
+    if queue.backend.host_memory or is_simulated(queue.backend.name):
         pytest.skip("needs a real GPU")
     if not torch.cuda.is_available():
         pytest.skip("torch has no CUDA")
@@ -351,7 +351,7 @@ def test_block_tensor_shape_strides_values_and_zero_copy(queue, case):
             assert tuple(t.shape) == shape(n, capacity), where
             assert t.stride() == strides(capacity), where
             assert t.dtype == torch.from_numpy(np.empty(0, dtype)).dtype, where
-            assert t.device.type == ("cuda" if queue.backend.is_gpu else "cpu"), where
+            assert t.device.type == ("cuda" if not queue.backend.host_memory else "cpu"), where
             # zero copy: the tensor starts at the member's offset in the buffer
             offset = Rich.geometry(capacity)[members[0]].offset
             assert tensor_ptr(t) == buffer_ptr(dev) + offset, where
@@ -529,7 +529,7 @@ def test_batches_are_aligned_and_cover_every_row(queue, blocks):
             for start, _ in batches:
                 assert start % quantum == 0
                 if not is_simulated(queue.backend.name) and (
-                        not queue.backend.is_gpu or torch.cuda.is_available()):
+                        queue.backend.host_memory or torch.cuda.is_available()):
                     for name in meta.order:
                         meta.tensor(name, start)                 # aligned: no error
 
@@ -566,7 +566,7 @@ def test_exported_program_object_runs_in_place(queue):
 @every_backend
 def test_aoti_package_runs_in_place(queue, tmp_path_factory):
     needs_torch_device(queue)
-    device = "cuda" if queue.backend.is_gpu else "cpu"
+    device = "cuda" if not queue.backend.host_memory else "cpu"
     start = time.perf_counter()
     path = aoti_package(device, tmp_path_factory)
     model = ml.Model(path).to(queue)
@@ -591,7 +591,7 @@ def test_aoti_package_at_other_row_counts(queue, tmp_path_factory):
     """Rows other than the example's: right values or a clear refusal, never
     wrong values written in place."""
     needs_torch_device(queue)
-    device = "cuda" if queue.backend.is_gpu else "cpu"
+    device = "cuda" if not queue.backend.host_memory else "cpu"
     model = ml.Model(aoti_package(device, tmp_path_factory, "single")).to(queue)
     for n in (1, 1000):
         run_and_check(queue, model, mlp(), ("score",), n, n + 45, seed=n, allow_refusal=True)
@@ -661,7 +661,7 @@ def test_model_deploys_lazily_once_per_device(queue):
     run_and_check(queue, model, net, ("score",), 31, 40, seed=1)
     assert len(model._deployed) == 1
     (device, deployed), = model._deployed.items()
-    expected = torch.device("cuda", queue.device.index) if queue.backend.is_gpu else \
+    expected = torch.device("cuda", queue.device.index) if not queue.backend.host_memory else \
         torch.device("cpu")
     assert device == expected
     assert all(p.device == expected for p in deployed.parameters())
@@ -792,7 +792,7 @@ def test_kernels_and_model_share_one_queue(queue):
     a CUDA stream on a GPU, the queue's worker thread on the CPU."""
     needs_torch_device(queue)
     q = pt.Queue(queue.device, blocking=False)
-    n, scale = (2**20 + 3 if queue.backend.is_gpu else 100_003), 0.01
+    n, scale = (2**20 + 3 if not queue.backend.host_memory else 100_003), 0.01
     dev = pt.PortableCollection(Hits, n, q.device, capacity=n + 45, zero=True, queue=q)
     model = ml.Model(mlp()).to(q)
     meta = hits_meta(dev)

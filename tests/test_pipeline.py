@@ -46,7 +46,7 @@ def test_many_streams_match_one_stream_and_numpy(backend):
 
 @every_backend
 def test_host_consumers_get_one_copy_and_unconsumed_products_none(backend):
-    gpu = pt.get_backend(backend).is_gpu
+    gpu = not pt.get_backend(backend).host_memory
     events = events_for(backend)
     report, results = run_chain(backend, streams=2, threads=2)
     # 'scaled' goes to Total on the host; Hits to Collect: one copy each per event
@@ -231,6 +231,6 @@ def test_a_module_pinned_to_another_backend_gets_host_copies(backend):
     report = pp.Process([Make, OnHost], source=range(events), threads=threads_for(backend, 2),
                         streams=2, backends={backend: 1}).run()
     assert report.failed == 0
-    assert report.copies == (events if pt.get_backend(backend).is_gpu else 0)
+    assert report.copies == (events if not pt.get_backend(backend).host_memory else 0)
     assert seen.by_event == {n: {"y": reference(n)["y"], "on": "cpu_serial"}
                              for n in range(events)}

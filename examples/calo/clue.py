@@ -170,7 +170,7 @@ def workdiv(queue: pt.Queue, n: int) -> pt.WorkDiv:
         WorkDiv(blocks=(1,), threads=(1,), elements=(10,))
     """
     n = max(n, 1)
-    if not queue.backend.is_gpu:
+    if queue.backend.host_memory:
         return pt.make_workdiv(queue.device, n)
     threads = 32
     while threads < min(n, 128):

@@ -115,7 +115,7 @@ def score(queue: pt.Queue, scorer: ml.Model, clusters: pt.PortableCollection) ->
 
 
 def torch_reaches(device: pt.Device) -> bool:
-    """Whether torch can use ``device``'s memory in place: not in Numba's CUDA simulator.
+    """Whether torch can use ``device``'s memory in place (not in a simulator's).
 
     Example::
 
@@ -123,5 +123,4 @@ def torch_reaches(device: pt.Device) -> bool:
         >>> torch_reaches(pt.get_device("cpu_serial"))
         True
     """
-    import numba
-    return not (device.backend.name == "cuda" and numba.config.ENABLE_CUDASIM)
+    return device.backend.torch_device_type is not None

@@ -91,7 +91,6 @@ class CudaBackend(Backend):
     """NVIDIA GPUs through numba-cuda."""
 
     name = "cuda"
-    is_gpu = True
     block_strided_elements = True
     host_memory = False
     one_thread_per_block = False
@@ -369,7 +368,7 @@ def _backend() -> CudaBackend:
     """The ``cuda`` backend of this process: in Numba's CUDA simulator where
     ``NUMBA_ENABLE_CUDASIM=1`` is set, else on NVIDIA GPUs."""
     import numba
-    if numba.config.ENABLE_CUDASIM:
+    if numba.config.ENABLE_CUDASIM:  # type: ignore[attr-defined]
         from .cuda_simulator import CudaSimulatorBackend
         return CudaSimulatorBackend()
     return CudaBackend()

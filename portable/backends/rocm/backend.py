@@ -57,7 +57,6 @@ class RocmBackend(Backend):
     """AMD GPUs through HIP; kernels compiled for AMDGPU without ROCm's compiler."""
 
     name = "rocm"
-    is_gpu = True
     block_strided_elements = True
     host_memory = False
     one_thread_per_block = False
@@ -129,7 +128,9 @@ class RocmBackend(Backend):
         hip.call("hipStreamWaitEvent", queue.native, event._require_recorded().event, 0)
 
     def enqueue_host_function(self, queue: Queue, function: Callable[[], None]) -> None:
-        callback = _HOST_FUNCTION(lambda data: _run_host_function(callback, function))
+        def run(data: Any) -> None:
+            _run_host_function(callback, function)
+        callback: Any = _HOST_FUNCTION(run)
         _PENDING.add(callback)  # alive until it has run
         hip.call("hipLaunchHostFunc", queue.native, callback, None)
 
@@ -149,19 +150,20 @@ class RocmBackend(Backend):
         return hip.pinned_array(shape, dtype)
 
     def memcpy(self, queue: Queue, dst: Any, src: Any) -> None:
-        ends = []
+        ends, nbytes = [], 0
         for role, value in (("dst", dst), ("src", src)):
-            device = self.as_array(value)
-            host = value if device is None and isinstance(value, np.ndarray) else None
-            if device is None and host is None:
+            found: Any = self.as_array(value)
+            if found is None and isinstance(value, np.ndarray):
+                found, contiguous = value, value.flags["C_CONTIGUOUS"]
+            elif found is not None:
+                contiguous = found.contiguous
+            else:
                 raise PortableError(f"memcpy {role} is a {type(value).__name__}; pass a "
                                     f"device buffer or a NumPy array")
-            if not (device.contiguous if device is not None else
-                    host.flags["C_CONTIGUOUS"]):  # type: ignore[union-attr]
+            if not contiguous:
                 raise PortableError(f"memcpy {role} is not contiguous; copy whole buffers")
-            ends.append(kernargs.address(device if device is not None else host))
-        nbytes = int(np.asarray(src).nbytes if isinstance(src, np.ndarray)
-                     else self.as_array(src).nbytes)
+            ends.append(kernargs.address(found))
+            nbytes = int(found.nbytes)  # the source's, checked equal by pt.memcpy
         hip.call("hipMemcpyAsync", ends[0], ends[1], nbytes, hip.MEMCPY_DEFAULT, queue.native)
 
     def memset(self, queue: Queue, dst: Any, byte: int) -> None:

@@ -103,7 +103,7 @@ def available_problem() -> str | None:
         return ("no ld.lld to link AMD code objects: install the 'rocm' extra "
                 "(pip install 'hep-portable-kernels[rocm]', which brings ziglang's ld.lld)")
     import numba
-    if numba.config.ENABLE_CUDASIM:
+    if numba.config.ENABLE_CUDASIM:  # type: ignore[attr-defined]
         return ("Numba's CUDA simulator is on (NUMBA_ENABLE_CUDASIM=1): numba-cuda's "
                 "compiler, which lowers the kernels, is replaced by the simulator")
     try:
@@ -161,9 +161,10 @@ def lower(function: Callable[..., Any], arg_types: Sequence[Any]) -> tuple[list[
     the kernel's module and the modules of the device functions it calls, and the
     kernel's symbol. Numba's errors propagate (the caller names the kernel)."""
     from numba.cuda import types
-    from numba.cuda.compiler import compile_cuda, kernel_fixup
+    from numba.cuda.compiler import compile_cuda, kernel_fixup  # type: ignore[attr-defined]
     with fixed_capability():
-        result = compile_cuda(function, types.void, tuple(arg_types), cc=LOWERING_CAPABILITY)
+        result = compile_cuda(function, types.void,  # type: ignore[attr-defined]
+                              tuple(arg_types), cc=LOWERING_CAPABILITY)
     library = result.library
     symbol = result.fndesc.llvm_func_name
     kernel_fixup(library.get_function(symbol), debug=False)

@@ -46,13 +46,13 @@ def problem() -> str | None:
         return ("the HIP Python bindings are not installed: install the 'rocm' extra "
                 "(pip install 'hep-portable-kernels[rocm]')")
     try:
-        err, count = hip.hipGetDeviceCount()
+        status, count = hip.hipGetDeviceCount()
     except RuntimeError as err:  # the bindings load libamdhip64.so at the first call
         if "libamdhip64" in str(err):
             return "the HIP runtime (libamdhip64.so, part of ROCm) is not installed"
         return f"the HIP runtime cannot be loaded ({' '.join(str(err).split())})"
-    if err != hip.hipError_t.hipSuccess:
-        return f"hipGetDeviceCount answers {_name(err)}"
+    if status != hip.hipError_t.hipSuccess:
+        return f"hipGetDeviceCount answers {_name(status)}"
     if count == 0:
         return "no AMD GPU is visible"
     return None
@@ -152,7 +152,7 @@ def pinned_array(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     allocation = PinnedAllocation(nbytes)
     raw = (ctypes.c_byte * max(nbytes, 1)).from_address(allocation.pointer)
     raw._owner = allocation  # type: ignore[attr-defined]  # the buffer keeps it alive
-    return np.frombuffer(raw, np.uint8)[:nbytes].view(dtype).reshape(shape)
+    return np.ctypeslib.as_array(raw).view(np.uint8)[:nbytes].view(dtype).reshape(shape)
 
 
 class PinnedAllocation:

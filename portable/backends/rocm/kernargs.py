@@ -49,7 +49,8 @@ def _array_params(pointer: int, shape: Sequence[int], strides: Sequence[int],
 def _array_type(dtype: np.dtype, ndim: int, layout: str, readonly: bool) -> Any:
     from numba.cuda import types
     from numba.cuda.np import numpy_support
-    return types.Array(numpy_support.from_dtype(dtype), ndim, layout, readonly=readonly)
+    return types.Array(numpy_support.from_dtype(dtype), ndim, layout,  # type: ignore[attr-defined]
+                       readonly=readonly)
 
 
 def _interface(array: Any) -> tuple[np.dtype, tuple[int, ...], tuple[int, ...], bool]:
@@ -117,6 +118,7 @@ def _view(view: Any, used: tuple[str, ...], types: list[Any], params: list[Param
         g = geometry[name]
         isz = g.itemsize
         shape: tuple[int, ...]
+        strides: tuple[int, ...]
         if g.kind == "scalar":
             shape, strides = (1,), (isz,)
         elif g.kind == "column":
