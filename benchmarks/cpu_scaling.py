@@ -1,255 +1,137 @@
-"""cpu_threads vs cpu_serial: how well the threaded CPU backend scales.
+"""cpu_threads against cpu_serial: how well the threaded CPU backend scales.
 
-Three portable kernels, each launched with the default ``make_workdiv`` on a
-blocking queue of each CPU backend (cpu_serial: one block; cpu_threads: one block
-per numba thread, each a contiguous chunk):
+Three portable kernels, the default ``make_workdiv``, blocking queues:
+``heavy`` (per element 8 x (sin + exp + a few flops), float64, compute-bound),
+``norm`` (r = sqrt(x²+y²+z²), float32) and ``saxpy`` (float32), both memory-bound.
+``@numba.njit`` loops, serial and ``prange``, give the speed-up a hand-written
+threaded loop gets on the same machine. Variants are sampled round-robin, so a
+load spike from another process hits serial and threaded runs alike.
 
-* ``heavy``   per element 8 x (sin + exp + a few flops), float64 -- compute-bound (headline)
-* ``norm``    r = sqrt(x^2 + y^2 + z^2), float32, SoA columns -- memory-bound
-* ``saxpy``   out = a*x + y, float32 -- memory-bound
+Target: cpu_threads >= 0.85 x threads x cpu_serial on the compute-bound kernel
+(1.7 on 2 threads; memory-bound kernels are bounded by the memory system).
 
-Raw ``@numba.njit`` loops (serial and ``parallel=True``/``prange``) give the
-reference speed-up a hand-written threaded loop gets on the same machine.
-
-Target: cpu_threads >= 1.7 x cpu_serial on the compute-bound kernel with 2 threads
-(0.85 x threads in general; not applicable with 1 thread). The memory-bound kernels
-are reported against the same bar for information: their speed-up is bounded by the
-memory system, not by the backend.
-
-Run: ``python benchmarks/cpu_scaling.py [--quick] [--out DIR] [--threads T]``
+    python benchmarks/cpu_scaling.py [--quick] [--log2n N] [--threads T]
 """
 from __future__ import annotations
 
 import math
-import os
-import sys
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: I001 - puts the repository on sys.path
+import numba
+import numpy as np
 
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
+import portable as pt
+import workloads as w
 
-import common  # noqa: E402
-from workloads import (njit_norm, njit_norm_parallel, njit_saxpy,  # noqa: E402
-                       njit_saxpy_parallel, saxpy, soa_norm)
-import portable as pt  # noqa: E402
-
-HEAVY_TERMS = 8
-EFFICIENCY = 0.85  # target speed-up per thread: 1.7 on 2 threads
-SAXPY_A = np.float32(2.5)
+TERMS, EFFICIENCY = 8, 0.85
 
 
-# ----------------------------------------------------------------------------- portable kernels
 @pt.kernel
 def heavy(acc, x, out):
     for i in acc.uniform_elements(x.size):
-        v = x[i]
         s = 0.0
-        for k in range(HEAVY_TERMS):
-            t = v + 0.25 * k
+        for k in range(TERMS):
+            t = x[i] + 0.25 * k
             s += math.sin(t) * math.exp(-0.5 * t) + 0.001 * t * t
         out[i] = s
 
 
-# ----------------------------------------------------------------------------- raw njit references
-def _heavy_body(v: float) -> float:
+@numba.njit(inline="always")
+def _heavy_element(v: float) -> float:
     s = 0.0
-    for k in range(HEAVY_TERMS):
+    for k in range(TERMS):
         t = v + 0.25 * k
         s += math.sin(t) * math.exp(-0.5 * t) + 0.001 * t * t
     return s
 
 
-_heavy_elem = numba.njit(inline="always")(_heavy_body)
-
-
 @numba.njit(nogil=True)
 def njit_heavy(x, out):
     for i in range(x.size):
-        out[i] = _heavy_elem(x[i])
+        out[i] = _heavy_element(x[i])
 
 
 @numba.njit(parallel=True, nogil=True)
 def njit_heavy_parallel(x, out):
     for i in numba.prange(x.size):
-        out[i] = _heavy_elem(x[i])
+        out[i] = _heavy_element(x[i])
 
 
-def make_case(name: str, n: int, rng: np.random.Generator) -> dict[str, Any]:
-    if name == "heavy":
-        x = rng.random(n)  # float64
-        out = np.empty(n)
-        ref = np.zeros(n)
-        for k in range(HEAVY_TERMS):
-            t = x + 0.25 * k
-            ref += np.sin(t) * np.exp(-0.5 * t) + 0.001 * t * t
-        return {"kernel": heavy, "args": (x, out), "out": out, "ref": ref,
-                "serial": njit_heavy, "parallel": njit_heavy_parallel, "dtype": "float64",
-                "what": f"per element {HEAVY_TERMS} x (sin + exp + 6 flops)", "bound": "compute"}
-    if name == "norm":
-        x, y, z = (rng.random(n, dtype=np.float32) for _ in range(3))
-        out = np.empty(n, np.float32)
-        ref = np.sqrt(x.astype(np.float64) ** 2 + y.astype(np.float64) ** 2
-                      + z.astype(np.float64) ** 2)
-        return {"kernel": soa_norm, "args": (x, y, z, out), "out": out, "ref": ref,
-                "serial": njit_norm, "parallel": njit_norm_parallel, "dtype": "float32",
-                "what": "r = sqrt(x^2 + y^2 + z^2), 16 B/elem", "bound": "memory"}
-    x, y = (rng.random(n, dtype=np.float32) for _ in range(2))
-    out = np.empty(n, np.float32)
-    return {"kernel": saxpy, "args": (SAXPY_A, x, y, out), "out": out,
-            "ref": SAXPY_A * x.astype(np.float64) + y, "serial": njit_saxpy,
-            "parallel": njit_saxpy_parallel, "dtype": "float32",
-            "what": "out = a*x + y, 12 B/elem", "bound": "memory"}
+def cases(n: int, rng: np.random.Generator) -> dict[str, dict[str, Any]]:
+    """Per kernel: the portable kernel, its njit twins, arguments, output, reference."""
+    x = rng.random(n // 4)
+    reference = sum(np.sin(x + 0.25 * k) * np.exp(-0.5 * (x + 0.25 * k))
+                    + 0.001 * (x + 0.25 * k) ** 2 for k in range(TERMS))
+    xs = [rng.random(n, dtype=np.float32) for _ in range(3)]
+    outs = [np.empty(n // 4), np.empty(n, np.float32), np.empty(n, np.float32)]
+    return {"heavy": {"kernels": (heavy, njit_heavy, njit_heavy_parallel),
+                      "args": (x, outs[0]), "want": reference, "bound": "compute"},
+            "norm": {"kernels": (w.soa_norm, w.njit_norm, w.njit_norm_parallel),
+                     "args": (*xs, outs[1]), "want": w.norm_reference(*xs), "bound": "memory"},
+            "saxpy": {"kernels": (w.saxpy, w.njit_saxpy, w.njit_saxpy_parallel),
+                      "args": (w.SAXPY_A, xs[0], xs[1], outs[2]),
+                      "want": w.saxpy_reference(xs[0], xs[1]), "bound": "memory"}}
 
 
-def measure(case: dict[str, Any], repeat: int, warmup: int) -> dict[str, Any]:
-    out, ref, args = case["out"], case["ref"], case["args"]
-    runs: list[tuple[str, Callable[[], Any]]] = []
+def measure(case: dict[str, Any], repeat: int) -> dict[str, Any]:
+    kernel, serial, parallel = case["kernels"]
+    args, out = case["args"], case["args"][-1]
+    variants: common.Variants = {}
     for backend in ("cpu_serial", "cpu_threads"):
-        dev = pt.get_device(backend)
-        q = pt.Queue(dev, blocking=True)
-        wd = pt.make_workdiv(dev, out.size)
-        runs.append((f"portable {backend}",
-                     lambda q=q, wd=wd: pt.launch(q, wd, case["kernel"], *args)))
-    runs.append(("njit serial", lambda: case["serial"](*args)))
-    runs.append(("njit prange", lambda: case["parallel"](*args)))
-    results: dict[str, Any] = {}
-    tol = 1e-9 if case["dtype"] == "float64" else 2e-6
+        q = pt.Queue(pt.get_device(backend))
+        wd = pt.make_workdiv(q.device, out.size)
+        variants[f"portable {backend}"] = (lambda q=q, wd=wd: pt.launch(q, wd, kernel, *args),
+                                           q.synchronize)
+    variants["njit serial"] = (lambda: serial(*args), lambda: None)
+    variants["njit prange"] = (lambda: parallel(*args), lambda: None)
     verified = {}
-    for name, run in runs:
+    for name, (run, sync) in variants.items():
         out.fill(np.nan)
         run()
-        verified[name] = bool(np.allclose(out, ref, rtol=tol, atol=tol))
-        if not verified[name]:
-            common.note(f"{name}: WRONG RESULT")
-    # round-robin: serial and threaded samples alternate, so a load spike from
-    # another process hits both rather than one of them
-    samples = common.time_host({name: (run, lambda: None) for name, run in runs},
-                               repeat=repeat, warmup=warmup)
-    for name, _ in runs:
-        results[name] = {"verified": verified[name],
-                         "time": common.summarize([x * 1e3 for x in samples[name]], "ms")}
+        sync()
+        verified[name] = bool(np.allclose(out, case["want"], rtol=2e-6, atol=1e-9))
+    samples = common.time_host(variants, repeat=repeat, warmup=2)
+    ms = {name: common.summarize([s * 1e3 for s in xs], "ms") for name, xs in samples.items()}
 
-    def speedup(slow: str, fast: str, stat: str) -> float | None:
-        a, b = results[slow]["time"][stat], results[fast]["time"][stat]
-        return a / b if a and b else None
-    return {"variants": results,
-            "speedup_portable": speedup("portable cpu_serial", "portable cpu_threads", "median"),
-            "speedup_portable_best": speedup("portable cpu_serial", "portable cpu_threads",
-                                             "min"),
-            "speedup_njit": speedup("njit serial", "njit prange", "median"),
-            "speedup_njit_best": speedup("njit serial", "njit prange", "min"),
-            "portable_serial_vs_njit_serial": speedup("portable cpu_serial", "njit serial",
-                                                      "median"),
-            "portable_threads_vs_njit_prange": speedup("portable cpu_threads", "njit prange",
-                                                       "median")}
-
-
-def _loadavg() -> float | None:
-    try:
-        return float(os.getloadavg()[0])
-    except (AttributeError, OSError):
-        return None
+    def speedup(slow: str, fast: str) -> float | None:
+        return common.ratio(ms[slow]["median"], ms[fast]["median"])
+    return {"bound": case["bound"], "n": out.size,
+            "variants": {name: {"verified": verified[name], "time": ms[name]} for name in ms},
+            "speedup_portable": speedup("portable cpu_serial", "portable cpu_threads"),
+            "speedup_njit": speedup("njit serial", "njit prange"),
+            "portable_threads_vs_njit_prange": common.ratio(
+                ms["portable cpu_threads"]["median"], ms["njit prange"]["median"])}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = common.base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--log2n", type=int, default=None,
-                        help="elements = 2^LOG2N for norm and saxpy (default 24; quick 20); "
-                             "heavy uses 4x fewer")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed samples per variant (default 11; quick 3)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="numba threads for cpu_threads (default: numba's default)")
+    parser.add_argument("--log2n", type=int, help="elements 2^N (default 24, quick 18); "
+                                                 "heavy takes a quarter")
+    parser.add_argument("--threads", type=int, help="numba threads (default: numba's)")
     args = parser.parse_args(argv)
-
     if args.threads:
         numba.set_num_threads(args.threads)
-    nthreads = numba.get_num_threads()
-    log2n = args.log2n or (20 if args.quick else 24)
-    repeat = args.repeats or (3 if args.quick else 11)
-    warmup = 2
-    sizes = {"heavy": 2 ** (log2n - 2), "norm": 2 ** log2n, "saxpy": 2 ** log2n}
-    target = EFFICIENCY * nthreads if nthreads > 1 else None
-
-    print(f"numba.get_num_threads() = {nthreads}; cores available = {common.cpu_count()}; "
-          f"threading layer = {numba.config.THREADING_LAYER}; CPU = {common.cpu_model()}",
-          flush=True)
-    cpu_threads_dev = pt.get_device("cpu_threads")
-    print(f"cpu_threads device: {cpu_threads_dev.name}; default work division for "
-          f"2^{log2n}: {pt.make_workdiv(cpu_threads_dev, 2 ** log2n)}", flush=True)
-
-    params = {"sizes": sizes, "repeats": repeat, "warmup": warmup, "heavy_terms": HEAVY_TERMS,
-              "numba_threads": nthreads, "threads_requested": args.threads,
-              "target": (f"cpu_threads >= {EFFICIENCY} x threads x cpu_serial on the compute-"
-                         f"bound kernel (1.7 at 2 threads)")}
-    record = common.make_record("cpu_scaling", f"{common.cpu_model()} (CPU)", params, args.quick)
-    record["numba_threads"] = nthreads
-    record["threading_layer"] = str(numba.config.THREADING_LAYER)
-    try:
-        record["threading_layer_used"] = numba.threading_layer()
-    except Exception:  # noqa: BLE001 - only known after a parallel region ran
-        record["threading_layer_used"] = None
-
-    load_before = _loadavg()
-    if load_before is not None and load_before >= 0.5:
-        common.note(f"the machine is busy (1-minute load average {load_before:.2f} before the "
-                    f"run): other processes take cores from cpu_threads; rerun when it is quiet")
-    record["loadavg_1min_before"] = load_before
-
-    rng = np.random.default_rng(2024)
-    kernels: dict[str, Any] = {}
-    rows = []
-    for name in ("heavy", "norm", "saxpy"):
-        case = make_case(name, sizes[name], rng)
-        res = measure(case, repeat, warmup)
-        sp = res["speedup_portable"]
-        res["n"] = sizes[name]
-        res["what"] = case["what"]
-        res["bound"] = case["bound"]
-        res["target"] = {"speedup": target,
-                         "met": None if target is None or sp is None else sp >= target,
-                         "applies": case["bound"] == "compute"}
-        kernels[name] = res
-        v = res["variants"]
-        rows.append((name, case["bound"], sizes[name], v["portable cpu_serial"]["time"]["median"],
-                     v["portable cpu_threads"]["time"]["median"], sp,
-                     res["speedup_portable_best"], res["speedup_njit"],
-                     v["njit serial"]["time"]["median"], v["njit prange"]["time"]["median"],
-                     all(x["verified"] for x in v.values())))
-    try:
-        record["threading_layer_used"] = numba.threading_layer()
-    except Exception:  # noqa: BLE001
-        pass
-    record["kernels"] = kernels
-    record["loadavg_1min_after"] = _loadavg()
-    headline = kernels["heavy"]["target"]
-    record["targets"] = {"heavy_speedup": {
-        "what": "portable cpu_threads / cpu_serial speed-up, compute-bound kernel",
-        "target": f">= {common.fmt(target)}" if target else "n/a (1 thread)",
-        "speedup": kernels["heavy"]["speedup_portable"], "met": headline["met"]}}
-    record["targets_met"] = headline["met"]
-
-    common.print_table(
-        f"cpu_threads vs cpu_serial ({nthreads} numba threads; times in ms, median of {repeat})",
-        ["kernel", "bound", "n", "serial ms", "threads ms", "speed-up", "best-of",
-         "njit speed-up", "njit ms", "prange ms", "ok"], rows)
-    print("speed-up: ratio of medians (the target's figure); best-of: ratio of the fastest "
-          "samples (less sensitive to other processes)")
-    for name, k in kernels.items():
-        print(f"{name}: portable serial / njit serial = "
-              f"{common.fmt(k['portable_serial_vs_njit_serial'])}, portable threads / njit "
-              f"prange = {common.fmt(k['portable_threads_vs_njit_prange'])}")
-    if target is None:
-        print("target: n/a (1 numba thread)")
-    else:
-        sp = kernels["heavy"]["speedup_portable"]
-        print(f"target: heavy speed-up {common.fmt(sp)} >= {common.fmt(target)} -> "
-              f"{common.verdict(headline['met'])}"
-              f" (saxpy {common.fmt(kernels['saxpy']['speedup_portable'])}, norm "
-              f"{common.fmt(kernels['norm']['speedup_portable'])}, memory-bound, for information)")
+    threads = numba.get_num_threads()
+    log2n, repeat = args.log2n or (18 if args.quick else 24), 3 if args.quick else 11
+    record = common.make_record("cpu_scaling", f"{common.cpu_model()} (CPU)",
+                                {"n": 2 ** log2n, "repeats": repeat, "heavy_terms": TERMS,
+                                 "numba_threads": threads}, args.quick)
+    record["kernels"] = {name: measure(case, repeat) for name, case in
+                         cases(2 ** log2n, np.random.default_rng(2024)).items()}
+    common.print_table(f"cpu_threads / cpu_serial on {threads} threads, ms (median of {repeat})",
+                       ["kernel", "serial", "threads", "speed-up", "njit speed-up", "ok"],
+                       [(name, k["variants"]["portable cpu_serial"]["time"]["median"],
+                         k["variants"]["portable cpu_threads"]["time"]["median"],
+                         k["speedup_portable"], k["speedup_njit"],
+                         all(v["verified"] for v in k["variants"].values()))
+                        for name, k in record["kernels"].items()])
+    record["targets"] = {"heavy_speedup": common.target(
+        "cpu_threads / cpu_serial, compute-bound kernel",
+        record["kernels"]["heavy"]["speedup_portable"], EFFICIENCY * threads, at_most=False,
+        judged=threads > 1)}
+    record["targets_met"] = common.all_met(record["targets"])
+    common.print_targets(record["targets"])
     common.write_record(args.out, "cpu_scaling", common.cpu_slug(), record)
     return 0
 
