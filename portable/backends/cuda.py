@@ -15,6 +15,7 @@ through the simulator's launcher.
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -102,6 +103,7 @@ class CudaBackend(Backend):
     def __init__(self) -> None:
         self._devices: list[Device] | None = None
         self._launcher: Launcher | None = None
+        self._numba_launch = threading.Lock()
 
     # -- availability -------------------------------------------------------------
     def _probe(self) -> str | None:
@@ -173,6 +175,16 @@ class CudaBackend(Backend):
 
     def torch_stream(self, queue: Queue) -> int | None:
         return int(queue.native)
+
+    def capture_problem(self, device: Device) -> str | None:
+        if self.simulated:
+            return "the CUDA simulator cannot capture graphs"
+        from .cuda_graphs import torch_problem
+        return torch_problem()
+
+    def graph_capture(self, device: Device) -> Any:
+        from .cuda_graphs import GraphCapture
+        return GraphCapture(device)
 
     def memory_bytes(self, device: Device) -> int | None:
         with self.cuda.gpus[device.index]:
@@ -315,14 +327,15 @@ class CudaBackend(Backend):
         launcher = self._launcher
         if launcher is None:
             launcher = self._launcher = Launcher(self.cuda.gpus, len(self.devices()) > 1)
-        if launcher is not None:
-            try:
-                if launcher.launch(queue, workdiv, dispatcher, members, args):
-                    return
-            except NumbaError as err:  # raised while compiling, before it runs
-                raise compile_error(kernel, self.name, err) from None
+        try:
+            if launcher.launch(queue, workdiv, dispatcher, members, args):
+                return
+        except NumbaError as err:  # raised while compiling, before it runs
+            raise compile_error(kernel, self.name, err) from None
         grid, block = workdiv.blocks[::-1], workdiv.threads[::-1]
-        with self.cuda.gpus[queue.device.index]:  # an argument kind only numba knows
+        # an argument kind only numba knows; its first launch compiles and loads the
+        # kernel unguarded, so host threads take turns
+        with self._numba_launch, self.cuda.gpus[queue.device.index]:
             try:
                 dispatcher[grid, block, queue.native](*self._expand_views(args, members))
             except NumbaError as err:

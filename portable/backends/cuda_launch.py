@@ -17,6 +17,7 @@ ctypes values of their type.
 from __future__ import annotations
 
 import ctypes
+import threading
 import weakref
 from typing import Any, Callable, Sequence
 
@@ -55,13 +56,17 @@ class Marshaller:
         #: per numba device array (by id, checked through a weak reference): its code
         #: and parameters, which cannot change (its shape, strides and memory are fixed)
         self._seen: dict[int, tuple[weakref.ref[Any], int, tuple[Any, ...]]] = {}
+        self._new_code = threading.Lock()  # host threads meet new types together
 
     def code(self, numba_type: Any) -> int:
         """The code standing for ``numba_type``."""
         found = self._codes.get(numba_type)
         if found is None:
-            found = self._codes[numba_type] = len(self.types)
-            self.types.append(numba_type)
+            with self._new_code:
+                found = self._codes.get(numba_type)
+                if found is None:
+                    self.types.append(numba_type)
+                    found = self._codes[numba_type] = len(self.types) - 1
         return found
 
     def _array(self, key: tuple[Any, ...], dtype: Any, typeof: Callable[[], Any]
@@ -202,6 +207,9 @@ class Launcher:
         self._gpus, self._several_devices = gpus, several_devices
         self._compiled: dict[tuple[int, tuple[int, ...]], Any] = {}
         self._entries: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+        #: numba-cuda compiles and loads a kernel's module unguarded: two host threads
+        #: launching a new kernel together would load it twice and corrupt its cache
+        self._first_launch = threading.Lock()
 
     def launch(self, queue: Any, workdiv: Any, dispatcher: Any,
                members: Sequence[tuple[str, ...] | None], args: Sequence[Any]) -> bool:
@@ -232,12 +240,13 @@ class Launcher:
         """The kernel handle and launch configuration for ``key``, compiling the
         kernel for the signature's types at the first launch."""
         _, codes, workdiv, index = key
-        compiled = self._compiled.get(key[:2])
-        if compiled is None:
-            types = tuple(self.marshaller.types[code] for code in codes)
-            compiled = self._compiled[key[:2]] = (dispatcher, dispatcher.compile(types))
-        with self._gpus[index]:
-            handle = compiled[1]._codelibrary.get_cufunc().kernel
+        with self._first_launch:
+            compiled = self._compiled.get(key[:2])
+            if compiled is None:
+                types = tuple(self.marshaller.types[code] for code in codes)
+                compiled = self._compiled[key[:2]] = (dispatcher, dispatcher.compile(types))
+            with self._gpus[index]:
+                handle = compiled[1]._codelibrary.get_cufunc().kernel
         config = self._config_type(grid=workdiv.blocks[::-1], block=workdiv.threads[::-1],
                                    shmem_size=0)
         if len(self._entries) > 4096:  # work divisions that vary with the data
