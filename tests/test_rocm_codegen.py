@@ -28,7 +28,6 @@ from portable.backends.cpu import CpuSerial
 from portable.backends.rocm import codegen, kernargs
 from portable.backends.rocm.backend import RocmBackend
 from portable.backends.rocm.codeobject import EM_AMDGPU, MACHINES, inspect, mnemonics
-from portable.errors import KernelError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -137,28 +136,12 @@ def compiled(recorded) -> list[tuple[str, list[Any], dict[str, codegen.CodeObjec
     and argument types), with the kernel parameters its arguments become."""
     backend, seen, found = RocmBackend(), set(), []
     for kernel, ndim, args in recorded:
-        if kernel.__name__ in REFUSED:
-            continue
         ones = (1,) * ndim  # GPU launches run one element per thread per loop pass
         objects, params = backend.build(kernel, pt.WorkDiv(ones, ones, ones), args, ARCHS)
         if id(objects[ARCHS[0]]) not in seen:
             seen.add(id(objects[ARCHS[0]]))
             found.append((kernel.__name__, params, objects))
     return found
-
-
-#: kernels that need a math function without an AMDGPU definition (AMD's OCML is not
-#: linked), and the function the error names
-REFUSED = {"compute_edge_features": "math.atan2"}
-
-
-def test_kernels_needing_ocml_math_are_refused_by_name(recorded):
-    launches = {kernel.__name__: (kernel, ndim, args) for kernel, ndim, args in recorded}
-    for name, function in REFUSED.items():
-        kernel, ndim, args = launches[name]
-        ones = (1,) * ndim
-        with pytest.raises(KernelError, match=rf"kernel {name} calls {function} .*OCML"):
-            RocmBackend().build(kernel, pt.WorkDiv(ones, ones, ones), args, ARCHS)
 
 
 def _module_kernels(names: Sequence[str]) -> set[str]:
@@ -170,7 +153,7 @@ def _module_kernels(names: Sequence[str]) -> set[str]:
 def test_every_library_and_example_kernel_was_compiled(compiled):
     library = [f"kernels.{m.name}" for m in pkgutil.iter_modules(kernels.__path__)]
     expected = _module_kernels(library) | LIBRARY_FACTORY_KERNELS | _module_kernels(EXAMPLES)
-    names = {name for name, _, _ in compiled} | set(REFUSED)
+    names = {name for name, _, _ in compiled}
     assert expected <= names, f"kernels never launched, so never compiled: {expected - names}"
 
 

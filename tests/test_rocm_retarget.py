@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from portable.backends.rocm import codegen, prelude
+from portable.backends.rocm import codegen, mathlib, prelude
 from portable.backends.rocm.codeobject import (CodeObjectError, KernelArg, inspect,
                                                unpack_msgpack)
 from portable.backends.rocm.kernargs import flatten, pack
@@ -146,6 +146,69 @@ def test_cas_loops_follow_numba_cuda_semantics(host_atomics, ctype, t, op, store
     cell = ctype(stored)
     old = host_atomics(f"___numba_atomic_{t}_{op}", ctype)(ctypes.byref(cell), value)
     np.testing.assert_equal([old, cell.value], [stored, after])
+
+
+# -- atan, atan2 and hypot, run on the host --------------------------------------------
+@pytest.fixture(scope="module")
+def host_math():
+    """The math bodies compiled for this machine's CPU (target-independent IR)."""
+    if codegen.available_problem() is not None:
+        pytest.skip(str(codegen.available_problem()))
+    import llvmlite.binding as llvm
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    module = llvm.parse_assembly(mathlib.INTRINSICS
+                                 + mathlib.math_ir().replace("define linkonce_odr ", "define "))
+    engine = llvm.create_mcjit_compiler(module,
+                                        llvm.Target.from_default_triple().create_target_machine())
+    engine.finalize_object()
+
+    def function(name: str, ctype: type, arity: int) -> object:
+        proto = ctypes.CFUNCTYPE(ctype, *[ctype] * arity)
+        return proto(engine.get_function_address(name))
+    return function
+
+
+def _ulps(got: np.ndarray, want: np.ndarray) -> float:
+    return float(np.max(np.abs(got - want) / np.spacing(np.abs(want))))
+
+
+@pytest.mark.parametrize("name,reference,ulps", [("__nv_atan2", np.arctan2, 1),
+                                                 ("__nv_hypot", np.hypot, 2)])
+def test_math_bodies_match_numpy_to_an_ulp_or_two(host_math, name, reference, ulps):
+    rng = np.random.default_rng()
+    a = rng.standard_normal(5000) * 10.0 ** rng.integers(-30, 30, 5000)
+    b = rng.standard_normal(5000) * 10.0 ** rng.integers(-30, 30, 5000)
+    f = host_math(name, ctypes.c_double, 2)
+    assert _ulps(np.array([f(x, y) for x, y in zip(a, b)]), reference(a, b)) <= ulps
+    single = host_math(name + "f", ctypes.c_float, 2)
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    got32 = np.array([single(x, y) for x, y in zip(a32, b32)], np.float32)
+    assert _ulps(got32, reference(a32.astype(np.float64), b32.astype(np.float64))
+                 .astype(np.float32)) <= 1
+
+
+def test_atan_matches_numpy(host_math):
+    x = np.linspace(-50.0, 50.0, 20001)
+    atan = host_math("__nv_atan", ctypes.c_double, 1)
+    assert _ulps(np.array([atan(v) for v in x]), np.arctan(x)) <= 1
+
+
+SPECIAL = [0.0, -0.0, 1.0, -1.0, math.inf, -math.inf, math.nan, 1e-310, -1e308]
+
+
+@pytest.mark.parametrize("name,reference", [("__nv_atan2", np.arctan2),
+                                            ("__nv_hypot", np.hypot)])
+def test_math_bodies_handle_zeros_infinities_and_nan_as_c99(host_math, name, reference):
+    f = host_math(name, ctypes.c_double, 2)
+    for a in SPECIAL:
+        for b in SPECIAL:
+            got, want = f(a, b), float(reference(a, b))
+            if math.isnan(want):
+                assert math.isnan(got), (name, a, b, got)
+            else:
+                assert got == pytest.approx(want, rel=4e-16, abs=0), (name, a, b)
+                assert math.copysign(1, got) == math.copysign(1, want), (name, a, b)
 
 
 # -- code objects and kernel arguments -----------------------------------------------

@@ -12,6 +12,8 @@ work-items, as three ``i32`` at 12, 16 and 20.
 """
 from __future__ import annotations
 
+from . import mathlib
+
 _AXES = "xyz"
 _WORKGROUP_SIZE_OFFSET = {"x": 4, "y": 6, "z": 8}
 _GRID_SIZE_OFFSET = {"x": 12, "y": 16, "z": 20}
@@ -119,7 +121,8 @@ _MATH = (("sqrt", "sqrt", 1), ("fabs", "fabs", 1), ("floor", "floor", 1), ("ceil
          ("copysign", "copysign", 2), ("fmin", "minnum", 2), ("fmax", "maxnum", 2),
          ("fma", "fma", 3))
 #: what kernels may call of the ``math`` module on AMD GPUs
-MATH_NAMES = tuple(f"math.{name}" for name, _, _ in _MATH)
+MATH_NAMES = tuple(sorted({f"math.{name}" for name, _, _ in _MATH}
+                          | {f"math.{name}" for name in mathlib.FUNCTIONS.values()}))
 #: libdevice function name -> (type, LLVM intrinsic, arity)
 MATH_FUNCTIONS: dict[str, tuple[str, str, int]] = {}
 for _name, _intrinsic, _arity in _MATH:
@@ -154,4 +157,5 @@ def prelude_ir() -> str:
             text = text.split("\n", 1)[1]
         declared.add(intrinsic)
         parts.append(text)
+    parts.append(mathlib.math_ir())  # calls intrinsics declared above
     return "\n".join(parts)

@@ -26,6 +26,7 @@ import math
 import re
 
 from ...errors import KernelError
+from . import mathlib
 from .prelude import MATH_FUNCTIONS, MATH_NAMES
 
 #: the NVIDIA intrinsics that kernels may use, and what each becomes
@@ -65,7 +66,7 @@ def rename_intrinsics(text: str, kernel: str) -> str:
                 f"has no AMDGPU rule for (allowed: thread and block indices and extents, "
                 f"the block barrier, float atomic add)")
     for name in sorted(set(_LIBDEVICE_DECLARATION.findall(text))):
-        if name not in MATH_FUNCTIONS:
+        if name not in MATH_FUNCTIONS and name not in mathlib.FUNCTIONS:
             raise KernelError(
                 f"kernel {kernel} calls {_math_name(name)} (libdevice's {name}), which the "
                 f"rocm backend cannot compile: it needs AMD's OCML device library, which is "
