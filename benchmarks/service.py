@@ -6,8 +6,9 @@ float32 columns and writing a block of 2, served as a NumPy program (python
 backend, one instance per server, dynamic batching, ``max_batch_size`` 4096 so a
 call of up to 4096 rows is one request; ``mlp_1024`` the same with 1024).
 
-1. Latency per call vs rows per call (16, 256, 1024, 4096; quick 16, 1024), medians
-   after warm-up, one client:
+1. Latency per call vs rows per call (16, 256, 1024, 4096; quick 16, 1024), one
+   client; the variants take turns in 5 rounds of ``repeat / 5`` calls after warm-up,
+   and the median of the rounds' medians is reported:
    * ``in_process``   ``ml.Model(net)`` on the collection in place (one torch thread);
    * ``grpc``         ``ServiceModel`` without shared memory (inputs gathered into the
                       request by one copy, outputs copied into the blocks);
@@ -59,6 +60,11 @@ from ml.service import ServiceModel, TritonServer, export_model, server_env_prob
 FEATURES = [f"c{i}" for i in range(16)]
 Features = pt.Layout.define("Features", [(c, pt.column(np.float32)) for c in FEATURES] +
                             [("o0", pt.column(np.float32)), ("o1", pt.column(np.float32))])
+
+
+#: latency rounds: each variant's median over ``repeat / ROUNDS`` calls, the variants
+#: taking turns, and the median of the rounds reported
+ROUNDS = 5
 
 
 def mlp() -> Any:
@@ -140,9 +146,9 @@ def latency(server: TritonServer, net: Any, sizes: list[int], repeat: int) -> li
             variants["chunked_1024"] = lambda: chunked(meta)
         # interleaved rounds, so that a busy moment of the machine hits every variant
         rounds = {name: [] for name in variants}
-        for _ in range(3):
+        for _ in range(ROUNDS):
             for name, run in variants.items():
-                rounds[name].append(median_ms(run, repeat // 3, warmup=5))
+                rounds[name].append(median_ms(run, repeat // ROUNDS, warmup=5))
         for name, values in rounds.items():
             figures[f"{name}_ms"] = float(np.median(values))
         expected = direct_outputs(net, x)
@@ -269,7 +275,7 @@ def plot(record: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     rows = [r["rows"] for r in record["latency"]]
-    for name in ("in_process", "raw", "grpc", "grpc_shm"):
+    for name in ("in_process", "raw", "raw_soa", "grpc", "grpc_shm"):
         left.plot(rows, [r[f"{name}_ms"] for r in record["latency"]], marker="o", label=name)
     left.set(xscale="log", yscale="log", xlabel="rows per call", ylabel="median ms per call",
              title="latency, one client")

@@ -3,6 +3,8 @@ outputs equal to ml.Model's, chunking, shared memory, the metadata checks, a
 pipeline module. Fault drills are in test_service_faults.py."""
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pytest
 import torch
@@ -10,8 +12,9 @@ import torch
 import ml
 import portable as pt
 import portable.pipeline as pp
-from ml.service import (ServiceError, ServiceInference, ServiceModel, TritonServer,
-                        export_model, server_env_problem)
+from ml.service import (ServedModel, ServiceError, ServiceInference, ServiceModel,
+                        TritonServer, add_arguments, export_model, inference_module,
+                        server_env_problem)
 from ml.service.link import classify
 from ml.service.server import free_port
 
@@ -291,6 +294,13 @@ def test_bad_request_is_not_worth_a_retry(server):
     client.close()
 
 
+def test_served_model_without_batching_refused():
+    metadata = {"inputs": [{"name": "x", "datatype": "FP32", "shape": ["3"]}], "outputs": []}
+    with pytest.raises(ServiceError, match="has max_batch_size 0: the client sends rows as "
+                                           "the batch dimension"):
+        ServedModel.from_server("m", metadata, {"config": {"max_batch_size": 0}})
+
+
 @pytest.mark.parametrize("value, fix", [
     ("127.0.0.1", "must be host:port"),
     ("127.0.0.1:http", "must be host:port"),
@@ -341,11 +351,12 @@ class Keep(pp.Analyzer):
 
 
 def run_pipeline(model, events: int, slots: int, source=None) -> tuple[pp.Report, dict]:
+    """``model`` (or a ready module spec) over the rows of each event."""
     seen: dict[int, list[np.ndarray]] = {}
-    modules = [pp.module(Make),
-               pp.module(ServiceInference, name="Infer", model=model, layout=Rows,
-                         metadata=metadata, consumes="raw", produces="scored"),
-               pp.module(Keep, seen=seen)]
+    infer = model if isinstance(model, pp.ModuleSpec) else \
+        pp.module(ServiceInference, name="Infer", model=model, layout=Rows,
+                  metadata=metadata, consumes="raw", produces="scored")
+    modules = [pp.module(Make), infer, pp.module(Keep, seen=seen)]
     report = pp.Process(modules, source=source or (lambda n: 37 + 61 * (n % 5)),
                         threads=2, streams=slots, max_events=events,
                         backends={"cpu_serial": 1.0}).run()
@@ -353,9 +364,26 @@ def run_pipeline(model, events: int, slots: int, source=None) -> tuple[pp.Report
 
 
 def test_pipeline_service_equals_direct(server, net):
-    direct, seen_direct = run_pipeline(ml.Model(net), events=24, slots=1)
-    with ServiceModel("twoheads_numpy", [server.address]) as model:
-        report, seen = run_pipeline(model, events=24, slots=4)
+    """The flags a program adds with add_arguments, the module inference_module
+    builds: the service on 4 slots gives what ml.Model gives on one."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    modules = {}
+    for flags in (["--inference", "direct"],
+                  ["--inference", "service", "--servers", server.address,
+                   "--service-fallback", "none"]):
+        options = parser.parse_args(flags)
+        modules[options.inference] = inference_module(
+            options, net, "twoheads_numpy", Rows, metadata, consumes="raw", produces="scored",
+            name="Infer")
+    assert isinstance(modules["direct"].config["model"], ml.Model)
+    model = modules["service"].config["model"]
+    assert isinstance(model, ServiceModel) and model.fallback is None
+    direct, seen_direct = run_pipeline(modules["direct"], events=24, slots=1)
+    with model:
+        report, seen = run_pipeline(modules["service"], events=24, slots=4)
+        chunks = sum(-(-(37 + 61 * (n % 5)) // BATCH) for n in range(24))
+        assert model.statistics.requests == chunks
     assert not direct.failures and not report.failures, report.failures
     assert sorted(seen) == sorted(seen_direct) == list(range(24))
     for number in range(24):
