@@ -197,6 +197,12 @@ class PortableCollection:
     """
 
     _READ_ONLY = frozenset({"layout", "size", "capacity", "device", "buffer", "nbytes"})
+    _layout: type[Layout]
+    _size: int
+    _capacity: int
+    _device: Device
+    _nbytes: int
+    _buffer: Any
 
     def __init__(self, layout: type[Layout], size: int, device: Device | None = None, *,
                  capacity: int | None = None, zero: bool = False, queue: Queue | None = None,
@@ -315,6 +321,8 @@ class PortableCollection:
         """
         g = self._layout._geometry_of(name, self._capacity)
         backend = self._device.backend
+        shape: tuple[int, ...]
+        strides: tuple[int, ...]
         if g.kind == "scalar":
             shape, strides = ((), ()) if backend.host_memory else ((1,), (g.itemsize,))
         else:
@@ -484,6 +492,11 @@ class MultiCollection:
         >>> both.nbytes, both[1].size, both[1].layout.__name__
         (640, 7, 'Tracks')
     """
+
+    _device: Device
+    _nbytes: int
+    _buffer: Any
+    _blocks: tuple[PortableCollection, ...]
 
     def __init__(self, blocks: Iterable[tuple[type[Layout], int]],
                  device: Device | None = None, *, zero: bool = False,

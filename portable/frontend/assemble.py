@@ -21,7 +21,7 @@ from .views import ViewParam, expand_views
 def build_function(parsed: ParsedFunction, dialect: Dialect,
                    resolve: Callable[[Any], Any], *, drop_acc: bool = False,
                    views: tuple[tuple[int, ViewParam], ...] = (),
-                   cache_key: Any = None) -> types.FunctionType:
+                   cache_key: Any = None) -> Any:
     """The backend version of ``parsed``: its ``acc`` members rewritten for
     ``dialect``, and every global that ``resolve`` maps (device functions)
     replaced by the backend's compiled object. Its calls are checked first
