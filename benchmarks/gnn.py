@@ -97,6 +97,7 @@ def plot(record: dict[str, Any], path: Path) -> None:
     sizes = [s for s in SIZES if s in results]
     fig, ax = plt.subplots(figsize=(7, 4))
     width = 0.8 / len(VARIANTS)
+    lowest = []
     for i, variant in enumerate(VARIANTS):
         xs, ys = [], []
         for k, size in enumerate(sizes):
@@ -105,7 +106,11 @@ def plot(record: dict[str, Any], path: Path) -> None:
                 xs.append(k + (i - (len(VARIANTS) - 1) / 2) * width)
                 ys.append(found["median"])
         if xs:
-            ax.bar(xs, ys, width, label=variant.replace("_", " "), color=f"C{i}")
+            bars = ax.bar(xs, ys, width, label=variant.replace("_", " "), color=f"C{i}")
+            ax.bar_label(bars, labels=[f"{y:.3g}" for y in ys], fontsize=7)
+            lowest.append(min(ys))
+    if lowest:
+        ax.set_ylim(bottom=min(lowest) / 4)
     ax.set_xticks(range(len(sizes)))
     ax.set_xticklabels([f"{s} (~{record['parameters']['nodes'][s]:.0f} tracksters)"
                         for s in sizes])

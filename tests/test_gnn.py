@@ -2,6 +2,8 @@
 backend (fresh random events, outputs poisoned before each run)."""
 from __future__ import annotations
 
+import doctest
+import importlib
 import sys
 from pathlib import Path
 
@@ -277,6 +279,14 @@ def test_trained_weights_are_cached_and_separate_the_particles(tmp_path, monkeyp
         correct += int(((scores > 0.5) == truth).sum())
         total += src.size
     assert correct / total > 0.8  # chance (the larger class) is about 0.56
+
+
+@pytest.mark.parametrize("name", ["generator", "layouts", "graph", "features", "merge",
+                                  "reference", "model", "scoring", "validate"])
+def test_the_examples_in_the_docstrings_hold(name):
+    module = importlib.import_module(f"examples.gnn.{name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0, result
 
 
 def test_weights_file_errors_name_the_file(tmp_path):

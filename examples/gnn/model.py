@@ -166,7 +166,13 @@ def train(steps: int = STEPS, seed: int = SEED, events: int = TRAINING_EVENTS) -
 def weights_path() -> Path | None:
     """Where the trained weights are cached: a file in the disk cache
     (:func:`portable.kernel_cache.cache_dir`) named by a hash of this file's and the
-    generator's source; ``None`` when the cache is switched off (``PORTABLE_CACHE=0``)."""
+    generator's source; ``None`` when the cache is switched off (``PORTABLE_CACHE=0``).
+
+    Example::
+
+        >>> weights_path().name.startswith("gnn-linker-")
+        True
+    """
     folder = cache_dir()
     if folder is None:
         return None
@@ -185,8 +191,8 @@ def trained(weights: str | os.PathLike[str] | None = None, verbose: bool = False
 
     Example::
 
-        >>> trained().convs[0].skip.in_features
-        64
+        model = trained()                  # trains at the first call, then loads
+        model = trained("weights.pt")      # torch.save(model.state_dict(), "weights.pt")
     """
     model = TracksterLinker()
     path = Path(weights) if weights is not None else weights_path()
