@@ -71,6 +71,7 @@ class _Chunk:
     tries: int = 0
     failed: set[Link] = field(default_factory=set)
     on_fallback: bool = False
+    done: bool = False
     outputs: list[np.ndarray] = field(default_factory=list)
     region: tuple[Link, Region] | None = None
 
@@ -355,7 +356,17 @@ class ServiceModel:
 
     # -- requests -------------------------------------------------------------------
     def _start(self, call: _Call) -> None:
-        """Read the inputs and send every chunk (or run the in-process fallback)."""
+        """Read the inputs and send every chunk (or run the in-process fallback); a
+        fault here fails the call's future (nobody waits for it in vain)."""
+        try:
+            self._send_all(call)
+        except BaseException as err:
+            if not call.future.done():
+                self._release(call)
+                call.future.set_exception(err)
+            raise
+
+    def _send_all(self, call: _Call) -> None:
         if self._in_process:
             self._run_in_process(call)
             return
@@ -435,22 +446,25 @@ class ServiceModel:
 
     def _received(self, call: _Call, chunk: _Chunk, link: Link, region: Region | None,
                   began: float, result: Any, error: Any) -> None:
-        if error is None:
-            try:
-                chunk.outputs = _outputs(call, chunk, link, region, result)
-            except ServiceError as err:
-                if region is not None:
-                    link.shm().give(region)
-                self._finish_chunk(call, err)
+        try:
+            if error is None:
+                try:
+                    chunk.outputs = _outputs(call, chunk, link, region, result)
+                except ServiceError as err:
+                    if region is not None:
+                        link.shm().give(region)
+                    self._finish_chunk(call, chunk, err)
+                    return
+                chunk.region = (link, region) if region is not None else None
+                self.statistics.request(link.address, chunk.last - chunk.first,
+                                        (time.perf_counter() - began) * 1e3)
+                self._finish_chunk(call, chunk)
                 return
-            chunk.region = (link, region) if region is not None else None
-            self.statistics.request(link.address, chunk.last - chunk.first,
-                                    (time.perf_counter() - began) * 1e3)
-            self._finish_chunk(call)
-            return
-        if region is not None:
-            link.shm().give(region)
-        self._failed(call, chunk, link, error)
+            if region is not None:
+                link.shm().give(region)
+            self._failed(call, chunk, link, error)
+        except BaseException as err:  # on gRPC's thread: never leave the call waiting
+            self._finish_chunk(call, chunk, err)
 
     def _failed(self, call: _Call, chunk: _Chunk, link: Link, error: BaseException) -> None:
         kind = classify(error)
@@ -458,7 +472,7 @@ class ServiceModel:
         if getattr(error, "status", lambda: None)() == "StatusCode.CANCELLED":
             message = f"cancelled after the server failed: {link.last_error}"
         if kind == "fatal":
-            self._finish_chunk(call, ServiceError(
+            self._finish_chunk(call, chunk, ServiceError(
                 f"model {self.name!r} at {link.address} refused rows "
                 f"{call.start + chunk.first}:{call.start + chunk.last}: {message}"))
             return
@@ -483,10 +497,16 @@ class ServiceModel:
         chunks are done."""
         with call.lock:
             call.stranded.append(chunk)
-        self._finish_chunk(call)
+        self._finish_chunk(call, chunk)
 
-    def _finish_chunk(self, call: _Call, error: BaseException | None = None) -> None:
+    def _finish_chunk(self, call: _Call, chunk: _Chunk,
+                      error: BaseException | None = None) -> None:
+        """``chunk`` has its outcome (once: a later report of it is ignored); the
+        last chunk of the call completes it."""
         with call.lock:
+            if chunk.done:
+                return
+            chunk.done = True
             if error is not None and call.error is None:
                 call.error = error
             call.remaining -= 1
@@ -523,7 +543,7 @@ class ServiceModel:
         with call.lock:
             call.remaining += len(stranded)
         for chunk in stranded:
-            chunk.on_fallback, chunk.tries = True, 0
+            chunk.on_fallback, chunk.tries, chunk.done = True, 0, False
             self._send(call, chunk)
 
     def _run_in_process(self, call: _Call) -> None:
