@@ -81,23 +81,24 @@ def torch_device(device: pt.Device) -> torch.device:
     return torch.device(device.backend.torch_device_type, device.index)
 
 
-def as_tensor(array: Any) -> torch.Tensor:
-    """A device or host buffer as a torch tensor sharing its memory."""
+def as_tensor(array: Any, device: pt.Device) -> torch.Tensor:
+    """A buffer on ``device`` as a torch tensor sharing its memory."""
     if isinstance(array, np.ndarray):
         return torch.from_numpy(array)
-    return torch.as_tensor(array, device="cuda")
+    return torch.as_tensor(array, device=torch_device(device))
 
 
 @contextlib.contextmanager
 def on_stream(queue: pt.Queue) -> Iterator[None]:
-    """Torch work inside runs on ``queue``'s CUDA stream (nothing to do on the CPU)."""
-    if queue.backend.host_memory:
+    """Torch work inside runs on ``queue``'s device stream (nothing to do where
+    queues are no device streams)."""
+    if not queue.backend.device_streams:
         yield
         return
     stream = queue.backend_cache.get("torch_stream")
     if stream is None:
         stream = queue.backend_cache["torch_stream"] = torch.cuda.ExternalStream(
-            int(queue.native), device=torch_device(queue.device))
+            queue.backend.torch_stream(queue), device=torch_device(queue.device))
     with torch.cuda.stream(stream):
         yield
 
@@ -159,7 +160,7 @@ class Linker:
             return
         model = self.on(torch_device(queue.device))
         node_x, index, features, target = block_tensors(nodes, edges)
-        count = as_tensor(n_edges)
+        count = as_tensor(n_edges, queue.device)
 
         def run() -> None:
             self.limit_threads()
@@ -171,10 +172,10 @@ class Linker:
             with on_stream(queue), torch.inference_mode():
                 target[:rows].copy_(model(node_x, index[:rows], features[:rows], count))
 
-        if not queue.backend.host_memory:
+        if queue.backend.device_streams:
             run()  # torch enqueues on the queue's stream
         else:
-            queue.native.submit(run)  # in order with the queue's other work
+            queue.backend.enqueue_host_function(queue, run)  # in order with the queue's work
         if queue.blocking:
             queue.synchronize()
 
