@@ -40,8 +40,7 @@ def cases(queue: pt.Queue) -> list[tuple[EventShape, int]]:
     """(shape, generator seed) of the events a test runs on ``queue``'s backend."""
     if is_simulated(queue.backend.name):
         return [(MICRO, fresh_seed())]
-    return [(SHAPES["typical"], fresh_seed()) for _ in range(2)] + \
-        [(SHAPES["large"], fresh_seed())]
+    return [(SHAPES["typical"], fresh_seed()), (SHAPES["large"], fresh_seed())]
 
 
 def poisoned_edges(queue: pt.Queue, capacity: int) -> pt.PortableCollection:
