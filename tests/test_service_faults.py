@@ -171,3 +171,45 @@ def test_in_process_fallback_when_no_server_answers(net):
         stats = model.statistics.snapshot()
     check_equal(net, rows)
     assert stats["fallbacks"] == 1 and stats["requests"] == 0
+
+
+@pytest.mark.parametrize("balance", ["least", "round_robin"])
+def test_balancing_spreads_chunks_over_servers(two_servers, net, balance):
+    queue = pt.Queue(pt.get_device("cpu_serial"))
+    rows = filled(1000, seed=5)
+    with ServiceModel(MODEL, [s.address for s in two_servers], balance=balance) as model:
+        model.to(queue)(metadata(rows))
+        per_server = model.statistics.snapshot()["per_server"]
+    check_equal(net, rows)
+    assert sorted(per_server) == sorted(s.address for s in two_servers)
+    assert sum(per_server.values()) == 16 and min(per_server.values()) >= 1, per_server
+
+
+def test_restarted_server_gets_work_again(two_servers, repository, net):
+    """A killed server, started again on its port, passes the client's test request
+    and answers again (the client's reconnect backoff is short)."""
+    first, second = two_servers
+    queue = pt.Queue(pt.get_device("cpu_serial"))
+    with ServiceModel(MODEL, [first.address, second.address], down_seconds=0.2,
+                      balance="round_robin") as model:
+        model.to(queue)(metadata(filled(10, seed=0)))
+        ports = (first.http_port, first.grpc_port)
+        address = first.address
+        first.signal(signal.SIGKILL)
+        first.stop()
+        rows = filled(1000, seed=6)
+        model(metadata(rows))          # all on the second server, after failovers
+        check_equal(net, rows)
+        answered = model.statistics.snapshot()["per_server"].get(address, 0)
+        again = TritonServer(repository, [MODEL], ports=ports).start()
+        try:
+            for _ in range(200):       # bounded: until the probe lets it back in
+                model(metadata(rows))
+                if model.statistics.snapshot()["per_server"].get(address, 0) > answered:
+                    break
+                threading.Event().wait(0.05)
+            assert model.statistics.snapshot()["per_server"].get(address, 0) > answered
+            check_equal(net, rows)
+        finally:
+            again.stop()
+    assert again.pids() == [] and again.shm_regions() == []

@@ -73,7 +73,7 @@ class _Chunk:
     on_fallback: bool = False
     done: bool = False
     outputs: list[np.ndarray] = field(default_factory=list)
-    region: tuple[Link, Region] | None = None
+    region: Region | None = None
 
 
 @dataclass(eq=False)
@@ -435,7 +435,7 @@ class ServiceModel:
                     inputs.append(item)
         except Exception as err:
             if region is not None:
-                link.shm().give(region)
+                region.release()
             self._failed(call, chunk, link, err)
             return
         began = time.perf_counter()
@@ -452,16 +452,16 @@ class ServiceModel:
                     chunk.outputs = _outputs(call, chunk, link, region, result)
                 except ServiceError as err:
                     if region is not None:
-                        link.shm().give(region)
+                        region.release()
                     self._finish_chunk(call, chunk, err)
                     return
-                chunk.region = (link, region) if region is not None else None
+                chunk.region = region
                 self.statistics.request(link.address, chunk.last - chunk.first,
                                         (time.perf_counter() - began) * 1e3)
                 self._finish_chunk(call, chunk)
                 return
             if region is not None:
-                link.shm().give(region)
+                region.release()
             self._failed(call, chunk, link, error)
         except BaseException as err:  # on gRPC's thread: never leave the call waiting
             self._finish_chunk(call, chunk, err)
@@ -583,8 +583,7 @@ class ServiceModel:
     def _release(self, call: _Call) -> None:
         for chunk in call.chunks:
             if chunk.region is not None:
-                link, region = chunk.region
-                link.shm().give(region)
+                chunk.region.release()
                 chunk.region = None
             chunk.outputs = []
 

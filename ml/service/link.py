@@ -5,7 +5,8 @@ Errors are sorted three ways (:func:`classify`): a lost connection or a timeout
 is worth a retry; a dead python-backend stub (the model stays READY but every
 request fails) makes the server unusable, like a crash, and so does a request the
 client cancelled because its server failed (:meth:`Link.mark_down` cancels what
-is still in flight there); anything else (bad arguments, an unknown model) is
+is still in flight there), and so does a server that has forgotten the client's
+shared-memory regions (it restarted); anything else (bad arguments, an unknown model) is
 the request's own fault and fails at once.
 
 Example::
@@ -38,6 +39,8 @@ MAX_RECONNECT_BACKOFF_MS = 250
 
 RETRY_CODES = ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED")
 DEAD_STUB_SIGNS = ("Stub process", "is not healthy", "Failed to initialize stub")
+#: a server that answers but has forgotten the client's shared memory: it restarted
+FORGOT_SIGNS = ("Unable to find shared memory region",)
 
 
 def classify(error: BaseException) -> str:
@@ -46,7 +49,8 @@ def classify(error: BaseException) -> str:
     message = str(getattr(error, "message", lambda: error)())
     if status in RETRY_CODES:
         return "retry"
-    if status == "StatusCode.CANCELLED" or any(sign in message for sign in DEAD_STUB_SIGNS):
+    if status == "StatusCode.CANCELLED" or any(sign in message
+                                               for sign in DEAD_STUB_SIGNS + FORGOT_SIGNS):
         return "server"
     return "fatal"
 
@@ -153,6 +157,10 @@ class Link:
         still in flight here (their callbacks then move them elsewhere)."""
         self.down_until = time.monotonic() + seconds
         self.last_error = error
+        with self._lock:  # back or restarted, it gets newly registered regions
+            shm, self._shm = self._shm, None
+        if shm is not None:
+            shm.close(unregister=False)
         if cancel:
             with self._lock:
                 pending = list(self._inflight)

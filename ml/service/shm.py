@@ -4,11 +4,13 @@ A request to a server on the same machine can carry its tensors in a region of
 ``/dev/shm`` instead of the message: the client copies the inputs into the region
 (the one copy), the server reads them there and writes the outputs there.
 Regions are sized in powers of two, registered once, and unregistered and
-unlinked by :meth:`ShmPool.close`.
+unlinked by :meth:`ShmPool.close`. A server that fails loses its pool: if it comes
+back (a restart forgets every registration), new regions are registered.
 """
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import threading
 import uuid
@@ -21,10 +23,15 @@ import numpy as np
 class Region:
     """One registered region: its name on the server and its memory."""
 
-    def __init__(self, name: str, size: int) -> None:
+    def __init__(self, name: str, size: int, pool: ShmPool) -> None:
         self.name = name
         self.size = size
+        self.pool = pool
         self.memory = shared_memory.SharedMemory(name=name, create=True, size=size)
+
+    def release(self) -> None:
+        """Hand the region back to its pool (closed if the pool is closed)."""
+        self.pool.give(self)
 
     def array(self, offset: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
         """A view of the region as an array of ``shape`` at byte ``offset``."""
@@ -48,6 +55,7 @@ class ShmPool:
         self._free: dict[int, list[Region]] = {}
         self._all: list[Region] = []
         self._lock = threading.Lock()
+        self._names = itertools.count()
         self.closed = False
 
     def take(self, nbytes: int) -> Region:
@@ -57,7 +65,7 @@ class ShmPool:
             free = self._free.get(size)
             if free:
                 return free.pop()
-            region = Region(f"{self.prefix}_{len(self._all)}", size)
+            region = Region(f"{self.prefix}_{next(self._names)}", size, self)
             self._all.append(region)
         try:
             self.client.register_system_shared_memory(region.name, f"/{region.name}", size)
@@ -76,12 +84,15 @@ class ShmPool:
                 return
         region.close()
 
-    def close(self) -> None:
-        """Unregister every region from the server (if it still answers) and unlink it."""
+    def close(self, unregister: bool = True) -> None:
+        """Unlink every region, unregistering it from the server first if
+        ``unregister`` (a failed server is not asked: it may not answer)."""
         with self._lock:
             self.closed = True
             regions, self._all, self._free = self._all, [], {}
         for region in regions:
-            with contextlib.suppress(Exception):
-                self.client.unregister_system_shared_memory(region.name, client_timeout=1.0)
+            if unregister:
+                with contextlib.suppress(Exception):
+                    self.client.unregister_system_shared_memory(region.name,
+                                                                client_timeout=1.0)
             region.close()
