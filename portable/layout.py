@@ -416,8 +416,14 @@ class _Namespace(dict):
 class LayoutMeta(type):
     """The metaclass of layouts: collects and checks the members of a class body."""
 
+    #: set on each layout class by :meth:`__new__`
+    alignment: int
+    _members: tuple[Member, ...]
+    _by_name: dict[str, Member]
+
     @classmethod
-    def __prepare__(mcs, name: str, bases: tuple[type, ...], **kwargs: Any) -> _Namespace:
+    def __prepare__(mcs, name: str, bases: tuple[type, ...],  # type: ignore[override]
+                    **kwargs: Any) -> _Namespace:
         return _Namespace(name)
 
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any],
@@ -434,7 +440,7 @@ class LayoutMeta(type):
         for key, value in namespace.items():
             if key in inherited_names:
                 raise LayoutError(f"{name}: {key!r} would hide the member {key!r} of "
-                                  f"{parent.__name__}; rename it")
+                                  f"{parent.__name__ if parent else name}; rename it")
             if isinstance(value, MemberSpec):
                 own.append(_bind(_check_name(key, name, ()), value, name))
             elif not key.startswith("_") and key != "alignment":
@@ -550,7 +556,7 @@ class Layout(metaclass=LayoutMeta):
             namespace[key] = spec
         if alignment is not None:
             namespace["alignment"] = alignment
-        return LayoutMeta(name, (cls,), namespace)
+        return LayoutMeta(name, (cls,), namespace)  # type: ignore[return-value]
 
     @classmethod
     def members(cls) -> tuple[Member, ...]:

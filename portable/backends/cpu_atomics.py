@@ -32,7 +32,7 @@ Rules shared by every function:
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from llvmlite import ir
 from numba.core import cgutils, types
@@ -78,7 +78,7 @@ def _signature(name: str, ary: types.Type, idx: types.Type,
     if not (ary.mutable and ary.aligned):
         raise TypingError(f"{name}: array must be writable and aligned, "
                           f"got {ary}")
-    idx_types = idx.types if isinstance(idx, types.BaseTuple) else (idx,)
+    idx_types = idx.types if isinstance(idx, types.BaseTuple) else (idx,)  # type: ignore[attr-defined]
     if (len(idx_types) != ary.ndim
             or not all(isinstance(t, types.Integer) for t in idx_types)):
         raise TypingError(
@@ -98,7 +98,7 @@ def _item_pointer(context: BaseContext, builder: ir.IRBuilder,
     aryty, idxty = sig.args[:2]
     ary, idx = args[:2]
     if isinstance(idxty, types.BaseTuple):
-        idx_types = idxty.types
+        idx_types = idxty.types  # type: ignore[attr-defined]
         indices = cgutils.unpack_tuple(builder, idx, len(idx_types))
     else:
         idx_types, indices = (idxty,), [idx]
@@ -172,7 +172,7 @@ def _rmw_intrinsic(name: str, signed_op: str, unsigned_op: str,
     operations that take integers only).
     """
     def typer(typingctx, ary: types.Type, idx: types.Type,
-              val: types.Type) -> Signature:
+              val: types.Type) -> tuple[Signature, Any]:
         def codegen(context, builder, sig, args):
             dtype = sig.return_type
             ptr = _item_pointer(context, builder, sig, args)
@@ -253,7 +253,7 @@ atomic_exch = _rmw_intrinsic(
 
 @intrinsic
 def atomic_cas(typingctx, ary: types.Type, idx: types.Type, old: types.Type,
-               val: types.Type) -> Signature:
+               val: types.Type) -> tuple[Signature, Any]:
     """atomic_cas(ary, idx, old, val) -> found: atomic compare-and-swap.
 
     Atomically: ``found = ary[idx]; if found == old: ary[idx] = val;

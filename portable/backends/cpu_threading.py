@@ -39,7 +39,7 @@ def ask_for_a_thread_safe_layer() -> None:
     """Ask Numba for a thread-safe layer, unless the user chose one (call before the
     first parallel region)."""
     if not os.environ.get(LAYER_VAR, "").strip():
-        numba.config.THREADING_LAYER = "threadsafe"
+        numba.config.THREADING_LAYER = "threadsafe"  # type: ignore[attr-defined]
 
 
 def run_parallel(region: Callable[[], None]) -> None:
@@ -67,7 +67,7 @@ def run_parallel(region: Callable[[], None]) -> None:
         except ValueError as err:  # no thread-safe layer could be loaded
             if "threading layer" not in str(err) or os.environ.get(LAYER_VAR, "").strip():
                 raise
-            numba.config.THREADING_LAYER = "workqueue"
+            numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
             region()
         _thread_safe = layer_name() in THREAD_SAFE_LAYERS
 

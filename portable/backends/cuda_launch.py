@@ -126,7 +126,7 @@ class Marshaller:
                 if found_code is None:
                     found_code = self._scalars[value.dtype] = self.code(self._typeof(value))
                 codes.append(found_code)
-                params.append(ctype(value))
+                params.append(ctype(value))  # type: ignore[arg-type]  # ctypes takes NumPy scalars
             else:
                 cai = getattr(value, "__cuda_array_interface__", None)
                 if cai is None or cai.get("mask") is not None:
@@ -177,7 +177,8 @@ def _member_type(g: Any, readonly: bool) -> Any:
     from numba.cuda.np import numpy_support
     ndim = {"scalar": 1, "column": 1, "vector": 2, "matrix": 3}[g.kind]
     layout = "C" if ndim == 1 else "A"
-    return types.Array(numpy_support.from_dtype(g.dtype), ndim, layout, readonly=readonly)
+    return types.Array(numpy_support.from_dtype(g.dtype), ndim, layout,  # type: ignore[attr-defined]
+                       readonly=readonly)
 
 
 def _cai_params(cai: dict[str, Any], itemsize: int) -> list[Any]:
@@ -227,7 +228,7 @@ class Launcher:
             entry = self._entry(key, dispatcher)
         stream = queue.backend_cache.get("launch_stream")
         if stream is None:
-            from numba.cuda.cudadrv.driver import _to_core_stream
+            from numba.cuda.cudadrv.driver import _to_core_stream  # type: ignore[attr-defined]
             stream = queue.backend_cache["launch_stream"] = _to_core_stream(queue.native)
         if self._several_devices:
             with self._gpus[index]:

@@ -65,7 +65,7 @@ _INDEX = (
     ("thread_elements", "elements per thread"),
     ("global_thread_idx", "the thread's index in the grid"),
     ("grid_threads", "threads in the grid"))
-_ATOMIC = {f"atomic_{op}": ("array", "index", "value")
+_ATOMIC: dict[str, tuple[str, ...]] = {f"atomic_{op}": ("array", "index", "value")
            for op in ("add", "sub", "min", "max", "exch")}
 _ATOMIC["atomic_cas"] = ("array", "index", "expected", "value")
 

@@ -5,7 +5,7 @@ import ast
 import copy
 import hashlib
 import types
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import numpy as np
 
@@ -41,7 +41,7 @@ def build_function(parsed: ParsedFunction, dialect: Dialect,
     the user's file.
     """
     tree = copy.deepcopy(parsed.tree)
-    fdef = tree.body[0]
+    fdef = cast(ast.FunctionDef, tree.body[0])
     namespace = namespace_of(parsed.func)
     check_calls(parsed, fdef, namespace, set(parsed.params) | assigned(fdef))
     used_by: dict[str, tuple[str, ...]] = {}
@@ -66,6 +66,7 @@ def build_function(parsed: ParsedFunction, dialect: Dialect,
         own = function_fingerprint(parsed)
         parts = fingerprint((cache_key, [(i, spec.layout, spec.readonly) for i, spec in views]))
         cache_key = None if own is None or parts is None else (own, parts)
+    built: Any
     built, built.disk_cached = cached_function(ast.unparse(tree), fdef.name, namespace,
                                                cache_key, code=tree, origin=parsed.filename)
     #: per view parameter, the members the function uses (see expand_views)
@@ -86,7 +87,7 @@ def function_fingerprint(parsed: ParsedFunction) -> str | None:
         >>> len(function_fingerprint(parse_function(twice, needs_acc=False)))
         64
     """
-    fdef = parsed.tree.body[0]
+    fdef = cast(ast.FunctionDef, parsed.tree.body[0])
     namespace = namespace_of(parsed.func)
     local = set(parsed.params) | assigned(fdef)
     uses: dict[str, str | None] = {}

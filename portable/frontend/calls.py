@@ -63,7 +63,7 @@ def _check_shared_array(node: ast.Call, site: Site, namespace: dict[str, Any],
         raise site.error(node, f"the shape of acc.shared_array must be a positive integer "
                                f"or a tuple of them, got {shape!r}")
     literal = tuple(int(d) for d in dims) if isinstance(shape, tuple) else int(shape)
-    node.args[0] = ast.copy_location(ast.Constant(literal), node.args[0])
+    node.args[0] = ast.copy_location(ast.Constant(literal), node.args[0])  # type: ignore[arg-type]
     kind = _constant(node.args[1], "the dtype of acc.shared_array", site, namespace, local)
     try:
         dtype = np.dtype(kind)
@@ -123,8 +123,9 @@ def check_calls(parsed: ParsedFunction, fdef: ast.FunctionDef,
         if not isinstance(node, ast.Call):
             continue
         member = acc_member(node.func, acc)
-        if member in ATOMIC_DTYPES and base_name(node.args[0]) in shared:
-            problem = atomic_dtype_problem(member, shared[base_name(node.args[0])])
+        array = base_name(node.args[0]) if member in ATOMIC_DTYPES else None
+        if member is not None and array is not None and array in shared:
+            problem = atomic_dtype_problem(member, shared[array])
             if problem:
                 raise site.error(node, problem)
         if member is not None:

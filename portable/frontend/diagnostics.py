@@ -114,7 +114,7 @@ def failing_line(error: BaseException) -> tuple[str, int, int | None] | None:
     for frame in traceback.extract_tb(error.__traceback__):
         filename = user_paths(frame.filename)
         if filename in SOURCE_FILES:
-            found = (filename, frame.lineno, getattr(frame, "colno", None))
+            found = (filename, frame.lineno or 0, getattr(frame, "colno", None))
     return found
 
 

@@ -17,7 +17,7 @@ import ast
 import copy
 import itertools
 import textwrap
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from .dialect import Dialect
 from .site import Site
@@ -113,7 +113,7 @@ class LoopLowering:
     def _names(node: ast.For) -> list[str]:
         target = node.target
         elts = target.elts if isinstance(target, ast.Tuple) else [target]
-        return [e.id for e in elts]  # names only: checked at decoration
+        return [cast(ast.Name, e).id for e in elts]  # names only: checked at decoration
 
     def _index_loop(self, var: str, start: str, stop: str, depth: int, uid: int) -> list[str]:
         """``for var in range(start, stop)``, through the dialect's index hint."""

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import ast
-from typing import Any
+from typing import Any, cast
 
 from .acc import CONDITION_MEMBERS, LOOP_MEMBERS, call_source, value_source
 from .dialect import Dialect
@@ -60,7 +60,7 @@ class AccRewriter(ast.NodeTransformer):
             return self.generic_visit(node)
         self.loops.check(member, node)
         body = [s for stmt in node.body for s in as_list(self.visit(stmt))]
-        args = [self.visit(a) for a in node.iter.args]
+        args = [self.visit(a) for a in cast(ast.Call, node.iter).args]
         stmts = self.loops.lower(member, node, args, body)
         for stmt in stmts:
             for sub in ast.walk(stmt):

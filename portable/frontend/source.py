@@ -92,7 +92,8 @@ def parse_function(func: Callable[..., Any], *, needs_acc: bool) -> ParsedFuncti
         raise KernelError(
             f"{kind} {func.__qualname__}: the first parameter must be the accelerator "
             f"but {got}; write def {func.__name__}(acc, ...): (or annotate it as pt.Acc)")
-    parsed = ParsedFunction(func, tree, first.arg if is_acc else None, params, filename, kind)
+    acc = first.arg if is_acc and first is not None else None
+    parsed = ParsedFunction(func, tree, acc, params, filename, kind)
     check_source(parsed)
     SOURCE_FILES.add(filename)
     parsed.atomic_params, parsed.written_params = _writes(fdef, parsed.acc, params)
@@ -119,9 +120,10 @@ def _definition(func: types.FunctionType, kind: str) -> tuple[ast.FunctionDef, s
     ast.increment_lineno(fdef, first - 1)
     for node in ast.walk(fdef):
         if "col_offset" in node._attributes:
-            node.col_offset += indent
-            if node.end_col_offset is not None:
-                node.end_col_offset += indent
+            located: Any = node  # an expression or statement: it has a position
+            located.col_offset += indent
+            if located.end_col_offset is not None:
+                located.end_col_offset += indent
     return fdef, filename
 
 
@@ -175,6 +177,7 @@ def _writes(fdef: ast.FunctionDef, acc: str | None, params: list[str]
                 changed = True
     atomics: list[tuple[str, str, int]] = []
     written: dict[str, int] = {}
+    node: Any
     for node in ast.walk(fdef):
         targets: list[ast.AST] = []
         member = acc_member(node.func, acc) if isinstance(node, ast.Call) else None

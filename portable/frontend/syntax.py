@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 import difflib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from .acc import ALL_MEMBERS, MEMBERS
 from .loops import walk_same_loop
@@ -61,7 +61,7 @@ REFUSED_SYNTAX: tuple[tuple[type, str, str], ...] = (
 
 def check_source(parsed: ParsedFunction) -> None:
     """Every check that reads only the source of ``parsed`` (see the module)."""
-    fdef = parsed.tree.body[0]
+    fdef = cast(ast.FunctionDef, parsed.tree.body[0])
     _check_statements(parsed, fdef)
     if parsed.acc is not None:
         parents = {child: node for node in ast.walk(fdef)
@@ -105,7 +105,7 @@ def _check_acc_uses(parsed: ParsedFunction, fdef: ast.FunctionDef,
         if not is_name(node, acc):
             continue
         parent = parents.get(node)
-        if not isinstance(node.ctx, ast.Load):
+        if not isinstance(node.ctx, ast.Load):  # type: ignore[attr-defined]  # a Name
             raise parsed.site.error(node, f"{acc} is the accelerator and cannot be assigned "
                                           f"or deleted; use another name")
         if isinstance(parent, ast.Attribute) or (

@@ -84,17 +84,18 @@ class GraphRunner:
                 if run.dirty and self._wait(run, index):
                     return False
                 continue
-            if op.guard and op.guard & run.refused:
+            if op.guard and op.guard & run.refused:  # type: ignore[union-attr]  # no Wait here
                 continue
             try:
                 if type(op) is Segment:
                     self._segment(run, op)
                 else:
-                    self._host(run, op)
+                    self._host(run, op)  # type: ignore[arg-type]  # a HostCall
             except GraphCaptureError:
                 raise
             except Exception as err:
-                name = op.module if type(op) is HostCall else " / ".join(op.modules)
+                name = (op.module if type(op) is HostCall
+                        else " / ".join(op.modules))  # type: ignore[union-attr]
                 run.failure = Failure(run.number, name, run.graphs.slot.index,
                                       f"{type(err).__name__}: {err}",
                                       "".join(traceback.format_exception(err)))
@@ -255,7 +256,7 @@ class GraphRunner:
             if isinstance(module, ExternalWork):
                 module.acquire(event, ctx)
             else:
-                module.produce(event, ctx)
+                module.produce(event, ctx)  # type: ignore[attr-defined]  # a Producer
         if captured:
             hosted = [str(t) for t, p in event.products.items()
                       if not is_memory(p.value, ctx.device)]

@@ -111,7 +111,7 @@ class Staging:
             dtype: Any) -> np.ndarray:
         """The buffer ``name`` (made on first use, uninitialised)."""
         found = self._buffers.get(name)
-        dims = (shape,) if type(shape) is int else tuple(shape)
+        dims = (shape,) if type(shape) is int else tuple(shape)  # type: ignore[arg-type]
         if found is not None and found.shape == dims and found.dtype == dtype:
             return found
         where = f"ctx.staging in module {self.module!r}"

@@ -267,8 +267,8 @@ class Scheduler:
             with run.lock:
                 queue, waits, host = self._plan(run, name, device)
                 host_events = [self._host_copy(run, token, name) for token in host]
-            for event in waits:
-                queue.wait_for(event)
+            for ready in waits:
+                queue.wait_for(ready)
         except Exception as err:
             self._fail(run, name, err)
             return

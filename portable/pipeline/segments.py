@@ -23,6 +23,7 @@ Example::
 """
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from .graph import Graph
@@ -97,7 +98,8 @@ def step_kind(name: str, instance: Module, reg: Registration, pinned: bool
 
 
 def plan_path(graph: Graph, kinds: dict[str, str], filters: set[str],
-              external: set[str] = frozenset(), host_readers: set[str] = frozenset()
+              external: AbstractSet[str] = frozenset(),
+              host_readers: AbstractSet[str] = frozenset()
               ) -> list[Op]:
     """The ops of one event in graph mode, for modules of the step ``kinds`` (see
     :func:`step_kind`), the ``filters`` among them, the ExternalWork modules
