@@ -16,6 +16,8 @@ from portable.testing import every_backend, is_simulated
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bad_inputs import refused  # noqa: E402
+
 from examples.gnn import reference  # noqa: E402
 from examples.gnn.features import edge_features  # noqa: E402
 from examples.gnn.generator import SHAPES, EventShape, generate  # noqa: E402
@@ -280,7 +282,7 @@ def test_trained_weights_are_cached_and_separate_the_particles(tmp_path, monkeyp
     assert correct / total > 0.8  # chance (the larger class) is about 0.56
 
 
-@pytest.mark.parametrize("name", ["generator", "layouts", "graph", "features", "merge",
+@pytest.mark.parametrize("name", ["checks", "generator", "layouts", "graph", "features", "merge",
                                   "reference", "model", "scoring", "validate"])
 def test_the_examples_in_the_docstrings_hold(name):
     module = importlib.import_module(f"examples.gnn.{name}")
@@ -296,3 +298,22 @@ def test_weights_file_errors_name_the_file(tmp_path):
     torch.save({"layer.weight": torch.zeros(2)}, wrong)
     with pytest.raises(ModelFileError, match="not the weights of this model"):
         trained(wrong)
+
+
+def test_bad_arguments_are_refused_before_anything_is_written():
+    queue = pt.Queue(HOST)
+    event = generate(0, "tiny")
+    nodes, n_nodes = upload(queue, event, 128)
+    edges = poisoned_edges(queue, 1024)
+    particles = pt.PortableCollection(Particles, 128, HOST)
+    with refused(pt.ArgumentError, "build_graph", "'edges'", "Edges", untouched=[edges.buffer]):
+        build_graph(queue, nodes, n_nodes, particles)
+    with refused(pt.ArgumentError, "'n_nodes'", "int32", "int64", untouched=[edges.buffer]):
+        build_graph(queue, nodes, n_nodes.astype(np.int64), edges)
+    with refused(pt.ArgumentError, "edge_features", "'nodes'", untouched=[edges.buffer]):
+        edge_features(queue, edges, edges, n_nodes)
+    small = pt.PortableCollection(Particles, 4, HOST)
+    with refused(pt.ArgumentError, "'particles'", "4 rows", untouched=[nodes.buffer]):
+        merge(queue, nodes, n_nodes, edges, n_nodes, small)
+    with refused(pt.ArgumentError, "score_copied", "'path'", untouched=[edges.buffer]):
+        score_copied(queue, Linker(TracksterLinker()), nodes, n_nodes, edges, n_nodes, "fast")

@@ -33,6 +33,9 @@ import numpy as np
 
 import portable as pt
 
+from .checks import expect_collection, expect_counter
+from .layouts import Edges, Nodes
+
 
 @pt.kernel
 def compute_edge_features(acc, nodes, edges, n_edges):
@@ -71,5 +74,8 @@ def edge_features(queue: pt.Queue, nodes: pt.PortableCollection, edges: pt.Porta
     """Enqueue the features of the first ``n_edges[0]`` edges of ``edges`` (a
     one-element int32 device buffer, as :func:`~examples.gnn.graph.build_graph`
     returns) from the tracksters ``nodes``; the padding rows get zeros."""
+    expect_collection(nodes, Nodes, "nodes", "edge_features", queue)
+    expect_collection(edges, Edges, "edges", "edge_features", queue)
+    expect_counter(n_edges, "n_edges", "edge_features", queue)
     pt.launch(queue, pt.make_workdiv(queue.device, edges.size), compute_edge_features,
               nodes.const_view(), edges.view(), n_edges)

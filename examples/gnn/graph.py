@@ -50,8 +50,9 @@ import numpy as np
 import kernels
 import portable as pt
 
+from .checks import expect_collection, expect_counter
 from .generator import Event
-from .layouts import NODE_FEATURES, Nodes
+from .layouts import NODE_FEATURES, Edges, Nodes
 from .reference import PI, TWO_PI, WINDOW
 
 Allocator = Callable[[Any, Any], Any]
@@ -306,6 +307,10 @@ def build_graph(queue: pt.Queue, nodes: pt.PortableCollection, n_nodes: Any,
     ``edges.size`` if they did not fit: then only the first ``edges.size`` are kept).
     Temporary buffers come from ``alloc(shape, dtype)``. Nothing depends on the
     event's size on the host, so the same calls serve every event of a capacity."""
+    where = "build_graph"
+    expect_collection(nodes, Nodes, "nodes", where, queue)
+    expect_counter(n_nodes, "n_nodes", where, queue)
+    expect_collection(edges, Edges, "edges", where, queue)
     alloc = alloc or default_alloc(queue)
     capacity = nodes.size
     tile_of = alloc(capacity, np.int32)

@@ -40,7 +40,9 @@ import numpy as np
 import kernels
 import portable as pt
 
+from .checks import expect_collection, expect_counter
 from .graph import Allocator, default_alloc
+from .layouts import Edges, Nodes, Particles
 from .reference import ENERGY_SPLIT, HIGH_CUT, LOW_CUT
 
 
@@ -136,6 +138,16 @@ def merge(queue: pt.Queue, nodes: pt.PortableCollection, n_nodes: Any,
     ``particles`` (as many rows as ``nodes``); returns a one-element int32 device
     buffer holding the number of particles once the queue has done the work.
     Temporary buffers come from ``alloc(shape, dtype)``."""
+    where = "merge"
+    expect_collection(nodes, Nodes, "nodes", where, queue)
+    expect_counter(n_nodes, "n_nodes", where, queue)
+    expect_collection(edges, Edges, "edges", where, queue)
+    expect_counter(n_edges, "n_edges", where, queue)
+    expect_collection(particles, Particles, "particles", where, queue)
+    if particles.size < nodes.size:
+        raise pt.ArgumentError(f"{where}: argument 'particles' has {particles.size} rows, "
+                               f"fewer than the {nodes.size} of 'nodes' (one particle per "
+                               f"trackster at most); give it as many rows as the nodes")
     alloc = alloc or default_alloc(queue)
     capacity = nodes.size
     is_root = alloc(capacity, np.int32)

@@ -56,7 +56,8 @@ import torch
 import ml
 import portable as pt
 
-from .layouts import EDGE_FEATURES, NODE_FEATURES
+from .checks import expect_collection, expect_counter
+from .layouts import EDGE_FEATURES, NODE_FEATURES, Edges, Nodes
 from .model import TracksterLinker
 
 #: the copy paths, by ``--copyPath`` name
@@ -155,6 +156,9 @@ class Linker:
         collections in place (see the module's docstring). In Numba's CUDA
         simulator, whose memory torch cannot reach, it scores host copies instead
         and copies the scores back (synchronizing the queue)."""
+        expect_collection(nodes, Nodes, "nodes", "Linker.score", queue)
+        expect_collection(edges, Edges, "edges", "Linker.score", queue)
+        expect_counter(n_edges, "n_edges", "Linker.score", queue)
         if not torch_reaches(queue.device):
             self._score_host_copies(queue, nodes, edges, n_edges)
             return
@@ -201,9 +205,14 @@ def score_copied(queue: pt.Queue, linker: Linker, nodes: pt.PortableCollection, 
     """Score the edges through the copy path ``path`` (one of :data:`COPY_PATHS`, see
     the module's docstring), writing ``edges``' ``score`` column; ``n_nodes`` and
     ``n_edges`` are the one-element device counts. Synchronizes the queue."""
+    where = "score_copied"
     if path not in COPY_PATHS:
-        raise pt.ArgumentError(f"score_copied: argument 'path' must be one of {COPY_PATHS}, "
+        raise pt.ArgumentError(f"{where}: argument 'path' must be one of {COPY_PATHS}, "
                                f"got {path!r}")
+    expect_collection(nodes, Nodes, "nodes", where, queue)
+    expect_counter(n_nodes, "n_nodes", where, queue)
+    expect_collection(edges, Edges, "edges", where, queue)
+    expect_counter(n_edges, "n_edges", where, queue)
     host = pt.get_device("cpu_serial")
     counts = np.empty(2, np.int32)
     pt.memcpy(queue, counts[:1], n_nodes)
