@@ -31,7 +31,9 @@ Example (with a server serving ``scorer``)::
 """
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
+import contextlib
 import itertools
 import logging
 import math
@@ -166,6 +168,7 @@ class ServiceModel:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._host_queue: Queue | None = None
         self._probing: set[Link] = set()
+        _OPEN.add(self)
 
     def __repr__(self) -> str:
         return f"<ServiceModel {self.name!r} on {', '.join(l.address for l in self.links)}>"
@@ -177,7 +180,15 @@ class ServiceModel:
         self.close()
 
     def to(self, queue: Queue) -> ServiceModel:
-        """Run on ``queue`` from now on (a CPU queue: the blocks must be in host memory)."""
+        """Run on ``queue`` from now on (a CPU queue: the blocks must be in host memory).
+
+        Example::
+
+            >>> ServiceModel("scorer", ["127.0.0.1:8001"]).to("cpu_serial")
+            Traceback (most recent call last):
+            ...
+            portable.errors.ArgumentError: ServiceModel.to: argument 'queue' must be a pt.Queue, got the str 'cpu_serial'; make one with pt.Queue(pt.get_device('cpu_serial'))
+        """
         self.queue = expect_queue(queue, "queue", "ServiceModel.to")
         return self
 
@@ -196,7 +207,14 @@ class ServiceModel:
         """Like calling the model, but return at once a future that completes when
         every output block is written (or fails with the call's error). The blocks are
         checked against the servers now; the inputs are read once the queue's earlier
-        work is done."""
+        work is done.
+
+        Example (with a server)::
+
+            futures = [model.submit(meta, queue=q) for meta, q in zip(metas, queues)]
+            for future in futures:
+                future.result()             # raises the call's error, if any
+        """
         return self._submit(meta, start, stop, queue, "ServiceModel.submit", waits=False)
 
     def _submit(self, meta: ModelMetadata, start: int, stop: int | None, queue: Queue | None,
@@ -230,7 +248,15 @@ class ServiceModel:
 
     def close(self) -> None:
         """Free the channels and shared-memory regions; stop a fallback server that the
-        client started."""
+        client started. The model serves no call after this; models still open when
+        the interpreter exits are closed then.
+
+        Example::
+
+            >>> with ServiceModel("scorer", ["127.0.0.1:8001"]) as model:
+            ...     pass                      # closed when the block ends
+        """
+        _OPEN.discard(self)
         for link in self.links:
             link.close()
         if isinstance(self.fallback, LocalServer):
@@ -586,6 +612,17 @@ class ServiceModel:
                 chunk.region.release()
                 chunk.region = None
             chunk.outputs = []
+
+
+#: models not closed yet: closed at exit, so that no shared-memory region outlives them
+_OPEN: weakref.WeakSet[ServiceModel] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for model in list(_OPEN):
+        with contextlib.suppress(Exception):
+            model.close()
 
 
 @dataclass(frozen=True)
