@@ -108,7 +108,7 @@ def test_servers_killed_mid_pipeline_every_event_once(two_servers, repository, n
 def test_hung_server_times_out_then_fails_over(two_servers, net):
     hung, healthy = two_servers
     queue = pt.Queue(pt.get_device("cpu_serial"))
-    with ServiceModel(MODEL, [hung.address, healthy.address], timeout=0.5, retries=1,
+    with ServiceModel(MODEL, [hung.address, healthy.address], timeout=1.0, retries=1,
                       shared_memory=False) as model:
         model.to(queue)(metadata(filled(10, seed=0)))  # both servers checked at first use
         hung.signal(signal.SIGSTOP)
