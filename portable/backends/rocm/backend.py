@@ -24,6 +24,7 @@ from ...kernel import DeviceFunction, Kernel, global_resolver
 from ..cuda import cuda_dialect
 from . import codegen, hip, kernargs
 from .codeobject import inspect
+from .dlpack import DLPackExport
 
 if TYPE_CHECKING:
     from ...event import Event
@@ -197,6 +198,10 @@ class RocmBackend(Backend):
             for k in range(len(shape)))
         return hip.HipArray(int(cai["data"][0] or 0), shape, tuple(strides), dtype, obj,
                             bool(cai["data"][1]))
+
+    def dlpack_export(self, array: Any) -> Any:
+        device = self.device_of(array)
+        return DLPackExport(array, self.dlpack_device_type, device.index if device else 0)
 
     def strided_view(self, buffer: Any, offset: int, shape: tuple[int, ...],
                      strides: tuple[int, ...], dtype: np.dtype) -> Any:
