@@ -22,7 +22,8 @@ from examples.gnn import reference  # noqa: E402
 from examples.gnn.features import edge_features  # noqa: E402
 from examples.gnn.generator import SHAPES, EventShape, generate  # noqa: E402
 from examples.gnn.graph import build_graph, upload  # noqa: E402
-from examples.gnn.layouts import EDGE_FEATURES, NODE_FEATURES, Edges, Nodes, Particles  # noqa: E402,E501
+from examples.gnn.layouts import (EDGE_FEATURES, NODE_FEATURES, Edges, Nodes,  # noqa: E402
+                                  Particles)
 from examples.gnn.merge import merge  # noqa: E402
 from examples.gnn.model import TracksterLinker, trained, weights_path  # noqa: E402
 from examples.gnn.scoring import Linker, block_tensors, score_copied  # noqa: E402
@@ -103,7 +104,8 @@ def test_graph_edges_are_the_reference_set(queue):
         order = np.lexsort((got_dst, got_src))
         np.testing.assert_array_equal(got_src[order], src)
         np.testing.assert_array_equal(got_dst[order], dst)
-        assert (host.column("src")[n_edges:] == 0).all() and (host.column("dst")[n_edges:] == 0).all()
+        for name in ("src", "dst"):
+            assert (host.column(name)[n_edges:] == 0).all(), name
 
 
 @every_backend

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .layouts import NODE_FEATURES, feature_index
+from .layouts import feature_index
 
 #: the front face and the back of the calorimeter, |z| in cm
 Z_FRONT, Z_BACK = 320.0, 500.0
@@ -37,8 +37,9 @@ EM_FRACTION = ((0.92, 1.0), (0.9, 1.0), (0.05, 0.15), (0.1, 0.5), (0.2, 0.6), (0
 @dataclass(frozen=True)
 class EventShape:
     """How busy an event is: per endcap, ``jets`` jets on average (binomially
-    spread; the mean itself varies from event to event by a factor in ``spread``) of ``1 + Poisson(particles)``
-    particles each, and ``pileup`` lone soft tracksters on average. ``capacity`` is
+    spread; the mean itself varies from event to event by a factor in ``spread``)
+    of ``1 + Poisson(particles)`` particles each, and ``pileup`` lone soft
+    tracksters on average. ``capacity`` is
     the node capacity the pipeline allocates for this shape (the largest events fit),
     ``edges_per_node`` the edge capacity per node of capacity."""
 

@@ -9,8 +9,9 @@ capacities, with the counts on the device (so the same launches serve every even
 and can be captured into a graph):
 
 1. **tiles**: each trackster's tile, a count per tile (atomic), an exclusive scan
-   into offsets (a thread per row of 72 tiles, then the rows' starts), a scatter (atomic cursor per tile) and a sort of each tile's list,
-   so tiles list their tracksters in increasing order on every backend;
+   into offsets (a thread per row of 72 tiles, then the rows' starts), a scatter
+   (atomic cursor per tile) and a sort of each tile's list, so tiles list their
+   tracksters in increasing order on every backend;
 2. **count**: each trackster counts its edges, visiting the tiles within two bins
    in eta and phi (phi bins are narrower than the window; the second eta bin keeps
    a neighbour that float32 rounding puts two bins away), in a fixed order;

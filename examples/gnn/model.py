@@ -30,13 +30,11 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 import ml
-import portable as pt
 from portable.kernel_cache import cache_dir
 
 from . import reference
@@ -80,6 +78,11 @@ class TracksterLinker(torch.nn.Module):
     """The GNN (see the module's docstring). Inputs are standardised with the
     ``*_shift`` and ``*_scale`` buffers, set from the training data."""
 
+    node_shift: torch.Tensor
+    node_scale: torch.Tensor
+    edge_shift: torch.Tensor
+    edge_scale: torch.Tensor
+
     def __init__(self, hidden: int = HIDDEN, edge_hidden: int = EDGE_HIDDEN,
                  iterations: int = ITERATIONS) -> None:
         super().__init__()
@@ -119,7 +122,7 @@ def training_data(events: int = TRAINING_EVENTS) -> list[tuple[torch.Tensor, ...
     """``(nodes, index, edge features, n_edges, labels)`` of ``events`` typical events
     (from the training generator seed), the graph and features from
     :mod:`~examples.gnn.reference`, the label 1 for edges within one particle."""
-    data = []
+    data: list[tuple[torch.Tensor, ...]] = []
     for number in range(events):
         event = generate(number, "typical", seed=TRAINING_GENERATOR_SEED)
         src, dst = reference.build_edges(event.columns)

@@ -76,10 +76,11 @@ def torch_reaches(device: pt.Device) -> bool:
 
 
 def torch_device(device: pt.Device) -> torch.device:
-    """The torch device of ``device``'s memory."""
-    if device.backend.host_memory:
+    """The torch device of ``device``'s memory (see :func:`torch_reaches`)."""
+    kind = device.backend.torch_device_type
+    if device.backend.host_memory or kind is None:
         return torch.device("cpu")
-    return torch.device(device.backend.torch_device_type, device.index)
+    return torch.device(kind, device.index)
 
 
 def as_tensor(array: Any, device: pt.Device) -> torch.Tensor:
