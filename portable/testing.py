@@ -89,7 +89,9 @@ def backends_under_test() -> list[Any]:
         if backend.simulated:
             params.append(pytest.param(backend.name, id=f"{backend.name}-sim"))
         elif not backend.host_memory:
-            params.append(pytest.param(backend.name, id=backend.name, marks=pytest.mark.gpu))
+            # marked gpu, and by the backend's name: `pytest -m rocm` runs the suite on rocm
+            marks = [pytest.mark.gpu, getattr(pytest.mark, backend.name)]
+            params.append(pytest.param(backend.name, id=backend.name, marks=marks))
         else:
             params.append(pytest.param(backend.name, id=backend.name))
     return params
