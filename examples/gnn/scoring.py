@@ -17,9 +17,10 @@ of one collection, paired row for row with the outputs, while this model reads t
 collections of different lengths (nodes and edges) and a device count.
 
 **Copy paths** (baselines): ``elementwise`` is the producer CMS compared against --
-copy the collections to the host, fill the input tensors element by element, move
-them to the device, run the model, read each edge's score with one ``.item()``,
-copy the scores back; ``bulk`` copies the collections to the host, stacks the
+copy the collections to the host, fill the input tensors element by element
+(through their NumPy views, the cheapest element access Python has), move them to
+the device, run the model on the event's rows only, read each edge's score with
+one ``.item()``, copy the scores back; ``bulk`` copies the collections to the host, stacks the
 columns into tensors, moves them to the device in one copy each and the scores
 back in one copy.
 
