@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 # needs NumPy < 2; served models that need torch import the project's
 TRITON_VENV ?= .venv-triton
 
-.PHONY: example test test-cpu test-cuda-sim test-gpu info .venv-triton
+.PHONY: example test test-cpu test-cuda-sim test-gpu info typecheck .venv-triton
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ test-cuda-sim: $(VENV)/.installed
 # on a machine with an NVIDIA GPU
 test-gpu: $(VENV)/.installed
 	$(PY) -m pytest -q -m gpu
+
+# portable/ type-checks clean with mypy (settings in pyproject.toml)
+typecheck: $(VENV)/.installed
+	$(PY) -m pip install -q mypy
+	$(PY) -m mypy portable
 
 info: $(VENV)/.installed
 	$(PY) -m portable
