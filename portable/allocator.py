@@ -146,12 +146,11 @@ class CachingAllocator:
             raise ArgumentError(f"{where}: argument 'max_bin_bytes' must be a power of two, "
                                 f"got {self.max_bin_bytes}")
         backend = self.device.backend
-        host_memory = backend.as_array(np.empty(0, _BYTE)) is not None
-        alloc_pinned = getattr(backend, "alloc_pinned", None)
+        host_memory = backend.host_memory
         self._raw: Callable[[int], Any]
         self._view: Callable[[Any, int, tuple[int, ...], tuple[int, ...], np.dtype], Any]
-        if pinned and alloc_pinned is not None:
-            self._raw, self._view = lambda n: alloc_pinned((n,), _BYTE), _host_view
+        if pinned and backend.pinned_host_memory:
+            self._raw, self._view = lambda n: backend.alloc_pinned((n,), _BYTE), _host_view
         elif pinned and not host_memory:
             raise ArgumentError(f"{where}: argument 'pinned' asks for page-locked host "
                                 f"memory, which backend {backend.name!r} cannot allocate; "
