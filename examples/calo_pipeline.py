@@ -10,7 +10,9 @@ The source gives, for each event number, the generator's hits of that event
   clustered hits and the number of clusters (on the device);
 * ``Features`` computes each cluster's features into a ``Clusters`` collection
   of the cluster capacity (rows after the count are zeros);
-* ``Score`` runs the MLP over every row in place (one ``ml.Model`` for every slot);
+* ``Score`` runs the MLP over every row in place (one ``ml.Model`` for every slot),
+  or, with ``--inference service [--servers HOST:PORT,...]``, on Triton servers
+  (``ml.service``; a local server is started for the model when none serves it);
 * ``Select`` (ExternalWork) enqueues the selection of the clusters scoring
   above ``--threshold`` and copies the counts of selected clusters and of
   clusters into pinned memory; once the queue is there it puts them;
@@ -48,12 +50,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import ml  # noqa: E402
+from ml import service  # noqa: E402
 import portable.pipeline as pp  # noqa: E402
 from examples.calo.clue import ClueParams, enqueue_cluster  # noqa: E402
 from examples.calo.features import cluster_features, enqueue_select  # noqa: E402
 from examples.calo.generator import SHAPES, Capacity, Event, capacity_for, generate  # noqa: E402
 from examples.calo.layouts import Clusters, Hits, head  # noqa: E402
-from examples.calo.model import ClusterScorer, score  # noqa: E402
+from examples.calo.model import ClusterScorer, score, score_metadata  # noqa: E402
 from examples.calo.validate import check  # noqa: E402
 from portable.pipeline import cli  # noqa: E402
 
@@ -426,6 +429,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster-capacity", type=int, default=0, metavar="N",
                         help="clusters the event buffers hold; an event with more fails "
                              "(default 0: a 16th of the hit capacity, 32 at least)")
+    service.add_arguments(parser)
+
+
+def score_module(options: argparse.Namespace, module: torch.nn.Module) -> pp.ModuleSpec:
+    """``Score``: the scorer in process, capturable (``--inference direct``), or on
+    Triton servers through :class:`ml.service.ServiceInference` (``--inference
+    service --servers ...``), which runs each event eagerly. Either way the
+    ``scored`` clusters are the ``features`` written in place.
+
+    Example::
+
+        >>> p = cli.parser(); add_arguments(p)
+        >>> score_module(p.parse_args([]), ClusterScorer()).factory.__name__
+        'Score'
+        >>> o = p.parse_args(["--inference", "service", "--servers", "127.0.0.1:9"])
+        >>> score_module(o, ClusterScorer()).factory.__name__
+        'ServiceInference'
+    """
+    if options.inference == "direct":
+        return pp.module(Score, scorer=ml.Model(module))
+    return service.inference_module(options, module, "calo_scorer", Clusters, score_metadata,
+                                    consumes="features", produces="scored", name="Score")
 
 
 def assemble(options: argparse.Namespace) -> Job:
@@ -437,7 +462,7 @@ def assemble(options: argparse.Namespace) -> Job:
     capacity = capacity_for(options.shape, options.hit_capacity, options.cluster_capacity)
     modules = [pp.module(Upload, capacity=capacity.hits), pp.module(Clue, params=params),
                pp.module(Features, capacity=capacity),
-               pp.module(Score, scorer=ml.Model(module)),
+               score_module(options, module),
                pp.module(Select, threshold=options.threshold)]
     job = Job(modules, functools.partial(generate, shape=shape))
     if options.transfer or options.histogram:

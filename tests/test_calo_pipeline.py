@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from examples import calo_pipeline  # noqa: E402
+from ml.service import server_env_problem  # noqa: E402
 from examples.calo import reference  # noqa: E402
 from examples.calo.clue import ClueParams  # noqa: E402
 from examples.calo.generator import SHAPES, generate  # noqa: E402
@@ -235,3 +236,17 @@ def test_the_command_line_runs_the_large_events_in_graphs():
     assert done.returncode == 0, done.stderr
     assert "Validation: all 12 events agree with the NumPy reference" in done.stdout
     assert "graphs on on cuda: " in done.stdout
+
+
+@pytest.mark.skipif(server_env_problem() is not None,
+                    reason=f"the service path needs the Triton server environment: "
+                           f"{server_env_problem()}")
+def test_inference_through_the_service_validates(capsys):
+    """--inference service with no server: the scorer is exported to a local
+    Triton server that the job starts and stops; every event still validates."""
+    status = calo_pipeline.main(["--shape", "tiny", "--maxEvents", "6", "--validation",
+                                 "--serial", "1", "--numberOfStreams", "2",
+                                 "--inference", "service"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert "Validation: all 6 events agree with the NumPy reference" in out

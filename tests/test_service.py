@@ -18,6 +18,7 @@ from ml.service import (ServedModel, ServiceError, ServiceInference, ServiceMode
                         server_env_problem)
 from ml.service.link import classify
 from ml.service.server import free_port
+from portable.testing import every_backend, is_simulated
 
 pytestmark = pytest.mark.skipif(server_env_problem() is not None,
                                 reason=f"ml.service tests need the Triton server environment: "
@@ -366,16 +367,17 @@ class Keep(pp.Analyzer):
         self.seen.setdefault(event.number, []).append(outputs_of(event.get(self.rows)).copy())
 
 
-def run_pipeline(model, events: int, slots: int, source=None) -> tuple[pp.Report, dict]:
-    """``model`` (or a ready module spec) over the rows of each event."""
+def run_pipeline(model, events: int, slots: int, source=None,
+                 backend: str = "cpu_serial") -> tuple[pp.Report, dict]:
+    """``model`` (or a ready module spec) over the rows of each event, on ``backend``."""
     seen: dict[int, list[np.ndarray]] = {}
     infer = model if isinstance(model, pp.ModuleSpec) else \
         pp.module(ServiceInference, name="Infer", model=model, layout=Rows,
                   metadata=metadata, consumes="raw", produces="scored")
     modules = [pp.module(Make), infer, pp.module(Keep, seen=seen)]
     report = pp.Process(modules, source=source or (lambda n: 37 + 61 * (n % 5)),
-                        threads=2, streams=slots, max_events=events,
-                        backends={"cpu_serial": 1.0}).run()
+                        threads=1 if is_simulated(backend) else 2, streams=slots,
+                        max_events=events, backends={backend: 1.0}).run()
     return report, seen
 
 
@@ -404,4 +406,18 @@ def test_pipeline_service_equals_direct(server, net):
     assert sorted(seen) == sorted(seen_direct) == list(range(24))
     for number in range(24):
         assert len(seen[number]) == 1
+        np.testing.assert_allclose(seen[number][0], seen_direct[number][0], rtol=2e-6, atol=1e-6)
+
+
+@every_backend
+def test_pipeline_service_on_device_memory_equals_direct(server, net, backend):
+    """On a backend whose collections live in device memory, each event's rows go
+    to the servers through one host copy and the outputs come back in place."""
+    model = ServiceModel("twoheads_numpy", [server.address])
+    direct, seen_direct = run_pipeline(ml.Model(net), events=6, slots=1)
+    with model:
+        report, seen = run_pipeline(model, events=6, slots=2, backend=backend)
+    assert not direct.failures and not report.failures, report.failures
+    assert sorted(seen) == sorted(seen_direct) == list(range(6))
+    for number in range(6):
         np.testing.assert_allclose(seen[number][0], seen_direct[number][0], rtol=2e-6, atol=1e-6)

@@ -6,7 +6,9 @@ collection product in place and puts it again under another label. With a
 :class:`~ml.service.ServiceModel` its ``acquire`` enqueues the request on the
 slot's queue (the queue's worker waits for the answer, no pipeline thread
 does) and ``produce`` only collects the outcome; with an :class:`ml.Model` it runs
-the model in place on the slot's queue.
+the model in place on the slot's queue. A collection in device memory is copied
+to the host in ``acquire`` (on the slot's queue); ``produce`` then sends it, waits
+for the answer on its host thread, and copies the collection back (on the queue).
 
 :func:`add_arguments` adds ``--inference direct|service``, ``--servers``,
 ``--service-timeout`` and ``--service-fallback`` to a program's flags;
@@ -65,6 +67,9 @@ class ServiceInference(pp.ExternalWork):
         self.consumes, self.produces = consumes, produces
         self.collection: pt.PortableCollection | None = None
         self.future: Any = None
+        #: a host copy of a device collection, for the servers (None on host memory)
+        self.staged: pt.PortableCollection | None = None
+        self.host_queue: pt.Queue | None = None
 
     def register(self, reg: pp.Registration) -> None:
         self.source = reg.consumes(self.layout, self.consumes)
@@ -72,18 +77,24 @@ class ServiceInference(pp.ExternalWork):
 
     def acquire(self, event: pp.Event, ctx: pp.Context) -> None:
         self.collection = event.get(self.source)
-        self.future = None
+        self.future = self.staged = None
         if not self.collection.size:
             return
-        meta = self.metadata(self.collection)
-        if isinstance(self.model, ServiceModel):
-            self.future = self.model.submit(meta, queue=ctx.queue)
-        else:
-            self.model(meta, queue=ctx.queue)
+        if not isinstance(self.model, ServiceModel):
+            self.model(self.metadata(self.collection), queue=ctx.queue)
+        elif self.collection.device.backend.host_memory:
+            self.future = self.model.submit(self.metadata(self.collection), queue=ctx.queue)
+        else:  # the servers read host memory: copy the collection out first
+            self.staged = self.collection.to(ctx.queue, pt.get_device("cpu_serial"))
 
     def produce(self, event: pp.Event, ctx: pp.Context) -> None:
         if self.future is not None:
             self.future.result()  # done by now: the queue has passed the request
+        elif self.staged is not None:  # the copy is there: one round trip, then back
+            if self.host_queue is None:
+                self.host_queue = pt.Queue(pt.get_device("cpu_serial"))
+            self.model(self.metadata(self.staged), queue=self.host_queue)
+            self.collection.copy_from(ctx.queue, self.staged)
         event.put(self.result, self.collection)
 
 
