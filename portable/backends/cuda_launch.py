@@ -42,6 +42,7 @@ class Marshaller:
     def __init__(self) -> None:
         from numba.cuda.cudadrv.devicearray import DeviceNDArray
         from numba.cuda.typing.typeof import Purpose, _typeof_cuda_array_interface, typeof
+        self._new_code = threading.Lock()  # host threads meet new types together
         self._device_array = DeviceNDArray
         self._typeof_cai = _typeof_cuda_array_interface
         self._typeof = lambda value: typeof(value, Purpose.argument)
@@ -56,7 +57,6 @@ class Marshaller:
         #: per numba device array (by id, checked through a weak reference): its code
         #: and parameters, which cannot change (its shape, strides and memory are fixed)
         self._seen: dict[int, tuple[weakref.ref[Any], int, tuple[Any, ...]]] = {}
-        self._new_code = threading.Lock()  # host threads meet new types together
 
     def code(self, numba_type: Any) -> int:
         """The code standing for ``numba_type``."""
