@@ -70,7 +70,15 @@ class CudaEvent:
         self.event.synchronize()
 
     def query(self) -> bool:
-        return bool(self.event.query())
+        # the driver's answer itself: numba's query logs every "not ready yet" as an
+        # ERROR, which floods the log of a job that polls its events
+        from cuda.bindings import driver
+        status = driver.cuEventQuery(self.event.handle)[0]
+        if status == driver.CUresult.CUDA_ERROR_NOT_READY:
+            return False
+        if status != driver.CUresult.CUDA_SUCCESS:
+            return bool(self.event.query())  # raises numba's error, naming the status
+        return True
 
     def elapsed_ms(self, end: CudaEvent) -> float:
         return float(self.event.elapsed_time(end.event))
