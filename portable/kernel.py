@@ -32,8 +32,6 @@ What ``acc`` offers inside a kernel (``d``-tuples for an n-D work division):
 from __future__ import annotations
 
 import functools
-import os
-import re
 import types
 from typing import Any, Callable
 

@@ -179,14 +179,17 @@ class CudaBackend(Backend):
             event._require_recorded().event.wait(queue.native)
 
     def enqueue_host_function(self, queue: Queue, function: Callable[[], None]) -> None:
-        queue.native.add_callback(lambda stream, status, arg: function(), None)
+        # a stream callback would run Python on the driver's thread, where it must not
+        # call CUDA and holds up every stream of the context: refuse, loudly
+        raise PortableError("a CUDA queue runs no host functions: its work is device work "
+                            "(kernels, copies, torch on the queue's stream); run the host "
+                            "step after queue.synchronize(), or in a pipeline's "
+                            "ExternalWork.produce")
 
     def torch_stream(self, queue: Queue) -> int | None:
         return int(queue.native)
 
     def capture_problem(self, device: Device) -> str | None:
-        if self.simulated:
-            return "the CUDA simulator cannot capture graphs"
         from .cuda_graphs import torch_problem
         return torch_problem()
 

@@ -27,9 +27,14 @@ from ..queue import Queue
 
 
 def torch_problem() -> str | None:
-    """Why torch's CUDA graphs cannot be used here (without importing torch), or ``None``."""
+    """Why torch's CUDA graphs cannot be used here, or ``None`` (imports torch when
+    it is installed: a job on a GPU that can capture uses it anyway)."""
     if importlib.util.find_spec("torch") is None:
         return "graph capture uses torch's CUDA graphs, and torch is not installed"
+    import torch
+    if not torch.cuda.is_available():
+        return (f"graph capture uses torch's CUDA graphs, and torch {torch.__version__} "
+                f"cannot reach a GPU here (a CPU-only build, or another CUDA than the driver's)")
     return None
 
 

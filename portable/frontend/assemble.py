@@ -4,7 +4,6 @@ from __future__ import annotations
 import ast
 import copy
 import hashlib
-import types
 from typing import Any, Callable, cast
 
 import numpy as np
