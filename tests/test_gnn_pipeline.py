@@ -184,9 +184,11 @@ def test_copy_paths_give_the_in_place_scores_on_cuda(weights):
         report, _ = run("cuda", weights, 3, 1, 1, "--copyPath", path, keep=keep)
         assert report.failed == 0, report.failures
         scores[path] = keep
+    # the copy paths run the model on the real rows, in place on the capacity: other
+    # matrix shapes, so other summation orders (the validation's tolerance, 1e-4)
     for path in ("elementwise", "bulk"):
         for number in range(3):
             np.testing.assert_array_equal(scores[path][number]["src"],
                                           scores["inplace"][number]["src"])
             np.testing.assert_allclose(scores[path][number]["score"],
-                                       scores["inplace"][number]["score"], atol=1e-5)
+                                       scores["inplace"][number]["score"], atol=1e-4)
