@@ -395,10 +395,15 @@ class Job:
     source: Callable[[int], Event]
     validation: Validation | None = None
     histograms: Histograms | None = None
+    #: the scorer on Triton servers (``--inference service``), closed at the end
+    service_model: service.ServiceModel | None = None
 
     def finish(self) -> int:
-        """Print the histograms and the validation summary; 1 if an event failed
-        validation, else 0."""
+        """Close the service model (its channels, shared-memory regions and any local
+        server it started), print the histograms and the validation summary; 1 if an
+        event failed validation, else 0."""
+        if self.service_model is not None:
+            self.service_model.close()
         if self.histograms is not None:
             print(self.histograms.render())
         if self.validation is None:
@@ -465,6 +470,9 @@ def assemble(options: argparse.Namespace) -> Job:
                score_module(options, module),
                pp.module(Select, threshold=options.threshold)]
     job = Job(modules, functools.partial(generate, shape=shape))
+    scorer = modules[3].config.get("model")
+    if isinstance(scorer, service.ServiceModel):
+        job.service_model = scorer
     if options.transfer or options.histogram:
         modules.append(pp.module(Transfer))
     if options.histogram:
