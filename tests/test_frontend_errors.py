@@ -40,16 +40,6 @@ def calls_a_bad_device_function(acc, out):
         out[i] = halve_text(out[i])
 
 
-def unverified_on_a_gpu(queue, request) -> None:
-    """numba-cuda raises some typing errors without a location in their message or
-    their ``loc``; the location then comes from the typing frames they passed
-    through (checked without a GPU by :func:`test_cuda_typing_errors_point_at_the_line`),
-    which a GPU run has not confirmed yet for every case."""
-    if queue.backend.name == "cuda" and not is_simulated("cuda"):
-        request.applymarker(pytest.mark.xfail(
-            reason="numba-cuda's typing errors carry no location of their own", strict=False))
-
-
 def quoted_with_caret(message: str, line: int, code: str) -> bool:
     """Whether ``message`` quotes ``line`` as ``code`` with a caret line below it."""
     lines = message.splitlines()
@@ -60,8 +50,7 @@ def quoted_with_caret(message: str, line: int, code: str) -> bool:
 
 
 @every_backend
-def test_typing_errors_point_at_the_kernels_line(queue, request):
-    unverified_on_a_gpu(queue, request)
+def test_typing_errors_point_at_the_kernels_line(queue):
     out = poisoned(queue, 4, np.float64)
     line, code = marked_line(adds_a_tuple.parsed.func)
     with refused(pt.KernelError, "kernel adds_a_tuple", f"{HERE}:{line}", code,
@@ -73,8 +62,7 @@ def test_typing_errors_point_at_the_kernels_line(queue, request):
 
 
 @every_backend
-def test_errors_in_device_functions_point_at_their_line(queue, request):
-    unverified_on_a_gpu(queue, request)
+def test_errors_in_device_functions_point_at_their_line(queue):
     out = poisoned(queue, 4, np.float64)
     line, code = marked_line(halve_text.parsed.func)
     with refused(pt.KernelError, "kernel calls_a_bad_device_function", f"{HERE}:{line}", code,
