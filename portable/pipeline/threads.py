@@ -23,8 +23,9 @@ from typing import Any, Callable
 
 
 class Threads:
-    """``count`` daemon threads named ``name_<k>``; a task's exceptions are its
-    own business (wrap it to catch them): the thread goes on with the next task."""
+    """``count`` daemon threads named ``name_<k>``. A task that lets an exception
+    out has it shown by ``threading.excepthook`` (wrap tasks to handle their errors);
+    the thread goes on with the next task."""
 
     def __init__(self, count: int, name: str) -> None:
         self._tasks: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = \
@@ -53,5 +54,6 @@ class Threads:
             task, args = item
             try:
                 task(*args)
-            except BaseException:  # the task's own error: keep the thread for the next
-                pass
+            except BaseException as err:  # shown as any thread's error; the thread goes on
+                threading.excepthook(threading.ExceptHookArgs(
+                    (type(err), err, err.__traceback__, threading.current_thread())))
