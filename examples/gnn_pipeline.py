@@ -137,21 +137,8 @@ def build(options: argparse.Namespace) -> tuple[list[pp.ModuleSpec], Callable[[i
 def main(argv: list[str] | None = None) -> int:
     """Run the job on the command line ``argv`` (default: the program's); returns
     the exit status: 1 if an event failed (validation included), else 0."""
-    jobs: list[Job] = []
-
-    def build_job(options: argparse.Namespace) -> tuple[list[pp.ModuleSpec],
-                                                         Callable[[int], Event]]:
-        if options.maxEvents < 0 and options.runForMinutes < 0:
-            raise SystemExit("gnn_pipeline.py: the generated events never end; give "
-                             "--maxEvents N or --runForMinutes M")
-        jobs.append(assemble(options))
-        return jobs[-1].modules, jobs[-1].source
-
-    status = cli.main(build_job, argv, description=__doc__.splitlines()[0],
-                      add_arguments=add_arguments)
-    for job in jobs:
-        status = max(status, job.finish())
-    return status
+    return cli.run_job(assemble, argv, description=__doc__.splitlines()[0],
+                       add_arguments=add_arguments)
 
 
 if __name__ == "__main__":

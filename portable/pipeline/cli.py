@@ -27,7 +27,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from .process import Process
 from .progress import ProgressBar
@@ -122,3 +122,43 @@ def main(build: Callable[[argparse.Namespace], tuple[Sequence[Any], Any]],
     return 1 if report.failed else 0
 
 
+
+
+class Job(Protocol):
+    """What :func:`run_job` runs: modules, a source, and a last word."""
+
+    modules: Sequence[Any]
+    source: Any
+
+    def finish(self) -> int:
+        """Report what the job collected; the exit status it asks for (0: fine)."""
+
+
+def run_job(assemble: Callable[[argparse.Namespace], Job], argv: Sequence[str] | None = None,
+            description: str | None = None,
+            add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+    """:func:`main` for a job that ``assemble(options)`` builds, over a source that
+    makes events from their numbers (so never ends: ``--maxEvents`` or
+    ``--runForMinutes`` is required); ``job.finish()`` runs after the report, and the
+    exit status is the larger of the job's and the report's.
+
+    Example::
+
+        >>> run_job(lambda options: None, ["--maxEvents", "-1"])
+        Traceback (most recent call last):
+        ...
+        SystemExit: the job's events never end (its source makes them from their numbers); give --maxEvents N or --runForMinutes M
+    """
+    jobs: list[Job] = []
+
+    def build(options: argparse.Namespace) -> tuple[Sequence[Any], Any]:
+        if options.maxEvents < 0 and options.runForMinutes < 0:
+            raise SystemExit("the job's events never end (its source makes them from their "
+                             "numbers); give --maxEvents N or --runForMinutes M")
+        jobs.append(assemble(options))
+        return jobs[-1].modules, jobs[-1].source
+
+    status = main(build, argv, description, add_arguments)
+    for job in jobs:
+        status = max(status, job.finish())
+    return status
