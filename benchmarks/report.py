@@ -22,11 +22,12 @@ Row = tuple[str, str, str]
 
 
 def load(results: Path) -> list[dict[str, Any]]:
-    """The records measured for real (no smoke runs, nothing from the simulator)."""
+    """The records measured for real (no smoke runs, nothing from the simulator, no
+    trial of a configuration the library does not ship: those say so in ``trial``)."""
     found = []
     for path in sorted(results.glob("*.json")):
         record = json.loads(path.read_text(encoding="utf-8"))
-        if not record.get("quick") and not record.get("cuda_simulator"):
+        if not (record.get("quick") or record.get("cuda_simulator") or record.get("trial")):
             record["_file"] = path.name
             found.append(record)
     return found
