@@ -70,8 +70,9 @@ class ShmPool:
         try:
             self.client.register_system_shared_memory(region.name, f"/{region.name}", size)
         except Exception:
-            with self._lock:
-                self._all.remove(region)
+            with self._lock:  # unless close() (the server failed meanwhile) took it
+                if region in self._all:
+                    self._all.remove(region)
             region.close()
             raise
         return region
